@@ -1,0 +1,1 @@
+"""The training side of the harness: configuration, model building, the loop, run directories."""

@@ -1,0 +1,54 @@
+"""The data of one run: the task's splits tokenised once (cached on disk), a seeded order per epoch,
+dynamic padding per batch."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, RandomSampler
+
+from glue import get_task, load_glue, make_collator, tokenize_splits
+from training.config import resolve_path
+
+log = logging.getLogger(__name__)
+
+
+class RunData:
+    def __init__(self, cfg: DictConfig, task, tokenizer):
+        self.cfg, self.task = cfg, task
+        self.splits = {task.name: self._load(task, tokenizer)}
+        if task.name == "mnli":  # the GLUE diagnostic set (AX) is predicted by the MNLI model
+            try:
+                self.splits["ax"] = self._load(get_task("ax"), tokenizer)
+            except FileNotFoundError as missing:
+                log.info("no AX test set (%s): AX.tsv is not written", missing)
+        self.collate = make_collator(tokenizer, pad_to_multiple_of=cfg.pad_to_multiple_of)
+        self.train_size = len(self.splits[task.name]["train"])
+
+    def _load(self, task, tokenizer):
+        data = self.cfg.data
+        raw = load_glue(task.name, source=data.source,
+                        data_dir=resolve_path(data.dir) if data.dir else None, cache_dir=data.cache_dir)
+        return tokenize_splits(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
+                               cache_dir=data.tokenized_cache)
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        """Epoch `epoch`'s order comes from (seed, epoch) alone, so a resumed run sees the same data."""
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        train = self.splits[self.task.name]["train"]
+        return DataLoader(train, batch_size=self.cfg.batch_size, sampler=RandomSampler(train, generator=generator),
+                          collate_fn=self.collate, num_workers=self.cfg.num_workers,
+                          pin_memory=torch.cuda.is_available())
+
+    def eval_loader(self, split: str, task_name: str | None = None) -> DataLoader:
+        return DataLoader(self.splits[task_name or self.task.name][split], batch_size=self.cfg.eval_batch_size,
+                          collate_fn=self.collate, num_workers=self.cfg.num_workers)
+
+    def prediction_splits(self):
+        """(task, split) of every validation and test split present, in a fixed order."""
+        for name, splits in self.splits.items():
+            spec = get_task(name)
+            for split, _ in (*spec.eval_splits, *spec.test_splits):
+                if split in splits:
+                    yield name, split

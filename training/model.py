@@ -1,0 +1,89 @@
+"""Building the network of a run: the backbone (Hub, local directory or random from a config), its
+classification head, the adapter, and the adapter tensors of an earlier run when it starts from one."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+import adapters
+from training.config import resolve_path
+
+log = logging.getLogger(__name__)
+
+# Methods that continue a trained MNLI LoRA (DeLoRA report, Table 3) rather than inject afresh.
+FROM_LORA = ("lora_of_lora", "lora_head_only")
+
+
+def model_source(cfg: DictConfig) -> str:
+    """A local directory when one exists at that path, else the Hub id as given."""
+    local = resolve_path(cfg.model.name_or_path)
+    return str(local) if local.exists() else cfg.model.name_or_path
+
+
+def build_tokenizer(cfg: DictConfig):
+    return AutoTokenizer.from_pretrained(model_source(cfg))
+
+
+def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Tensor] | None = None):
+    """The backbone with a fresh head seeded by the run's seed, and the adapter injected."""
+    source = model_source(cfg)
+    kwargs = {"num_labels": num_labels}
+    if num_labels == 1:
+        kwargs["problem_type"] = "regression"
+    if cfg.model.get("dropout") is not None:
+        kwargs.update(hidden_dropout_prob=cfg.model.dropout,
+                      attention_probs_dropout_prob=cfg.model.dropout)
+    if cfg.model.random_init:
+        torch.manual_seed(0)  # one fixed random "pretrained" backbone, the same for every run
+        model = AutoModelForSequenceClassification.from_config(
+            AutoConfig.from_pretrained(source, **kwargs))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    init_head(model, seed=cfg.seed)
+
+    method = cfg.adapter.name
+    options = dict(cfg.adapter.get("options") or {})
+    shape = dict(rank=cfg.adapter.rank, alpha=cfg.adapter.alpha, targets=tuple(cfg.adapter.targets),
+                 dropout=cfg.adapter.dropout, seed=cfg.seed)
+    if method in FROM_LORA:
+        if init_state is None:
+            raise ValueError(f"adapter={method} continues a trained MNLI LoRA: set init_from=mnli "
+                             "(after `python train.py task=mnli adapter=lora ...`) or a LoRA run directory")
+        if method == "lora_of_lora":
+            adapters.lora_of_lora(model, init_state, **shape)
+        else:  # the Table 3 baseline: the MNLI LoRA kept frozen, only the new head trains
+            adapters.inject(model, "lora", **shape)
+            adapters.load_adapter_state(model, init_state)
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name.startswith(adapters.HEAD_PREFIX))
+        return model
+    adapters.inject(model, method, **shape, **options)
+    if init_state is not None:
+        adapters.load_adapter_state(model, init_state)
+    return model
+
+
+@torch.no_grad()
+def init_head(model, seed: int) -> None:
+    """Re-initialise the classification head from the run's seed, as Hugging Face initialises a Linear
+    (normal with the config's initializer_range, zero bias), independently of how the backbone was made."""
+    generator = torch.Generator().manual_seed(seed)
+    std = model.config.initializer_range
+    for module in model.classifier.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+            module.bias.zero_()
+
+
+def load_init_state(run_directory: Path) -> dict[str, torch.Tensor]:
+    """The adapter tensors (no head: its shape differs between tasks) of a finished run."""
+    path = Path(run_directory) / "adapter.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"cannot start from {run_directory}: {path.name} is missing "
+                                "(is that run finished?)")
+    return {k: v for k, v in load_file(path).items() if not k.startswith(adapters.HEAD_PREFIX)}
