@@ -1,0 +1,16 @@
+"""Shared test helpers: compose a train.py configuration for the tiny model and the sample data."""
+import pytest
+
+from training.config import compose
+
+TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "epochs=1", "batch_size=16",
+        "log_every=5"]
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """compose(...) for a run of the tiny model on the sample data, under tmp_path/results."""
+    def make(*overrides: str):
+        overrides = [*TINY, f"results_dir={tmp_path / 'results'}", *overrides]
+        return compose(overrides), overrides
+    return make
