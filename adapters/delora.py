@@ -1,0 +1,54 @@
+"""DeLoRA of Dantuluri, Sullivan, Yang, "DeLoRA: Decomposition Based Low Rank Adaption".
+
+NOT PEFT's DeLoRA (Bini et al., 2025, ``peft.DeloraConfig``, which normalises B and A and learns a
+strength): this is the decomposition-based method, a LoRA whose outer factors are frozen.
+
+    h = W0 x + b + s · B Σ A x,    A: r × d_in, B: d_out × r frozen random,  Σ: r × r trainable
+
+Σ is full (r² trainable) or diagonal (``sigma="diagonal"``, r trainable); Σ = 0 at init, so step 0
+equals the base model.  A and B are drawn i.i.d. like LoRA's A (``init="kaiming"``, the report's
+choice; also ``"gaussian"`` or ``"orthogonal"``), from a seeded per-module generator.  For "LoRA of
+LoRA" the frozen factors are a trained LoRA's (see :func:`adapters.lora_of_lora`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import FROZEN_INITS, AdapterLayer, random_factor
+
+
+class DeLoRALayer(AdapterLayer):
+    """Dantuluri et al.'s DeLoRA (not PEFT's/Bini et al.'s): ``h = W0 x + b + s · B Σ A x``."""
+
+    method = "delora"
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None,
+                 dropout: float = 0.0, name: str = "?", generator: torch.Generator | None = None,
+                 sigma: str = "full", init: str = "kaiming"):
+        if sigma not in ("full", "diagonal"):
+            raise ValueError(f"delora: unknown sigma {sigma!r}; known: ('full', 'diagonal')")
+        if init not in FROZEN_INITS:
+            raise ValueError(f"delora: unknown init {init!r}; known: {FROZEN_INITS}")
+        super().__init__(base, rank, alpha, dropout, name)
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.register_buffer("delora_A", self._factor(random_factor((rank, self.d_in), init, gen)))
+        self.register_buffer("delora_B", self._factor(random_factor((self.d_out, rank), init, gen)))
+        shape = (rank, rank) if sigma == "full" else (rank,)
+        self.delora_Sigma = nn.Parameter(self._factor(torch.zeros(shape)))
+
+    def sigma_matrix(self) -> torch.Tensor:
+        s = self.delora_Sigma
+        return s if s.dim() == 2 else torch.diag(s)
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.linear(self.dropout(x).to(self.delora_A.dtype), self.delora_A)
+        h = F.linear(h, self.delora_Sigma) if self.delora_Sigma.dim() == 2 else h * self.delora_Sigma
+        return F.linear(h, self.delora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.delora_B @ self.sigma_matrix() @ self.delora_A * self.scaling
+
+    def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.delora_B * self.scaling, self.sigma_matrix() @ self.delora_A

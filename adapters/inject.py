@@ -1,0 +1,129 @@
+"""Inject adapters into an HF encoder by target-module name suffix; freezing; parameter counts."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Iterator
+
+from torch import nn
+
+from .base import AdapterLayer, module_generator
+from .baselines import BASELINES, set_baseline_trainable
+from .delora import DeLoRALayer
+from .lora import LoRALayer
+from .one_sided import OneSidedLoRALayer
+from .symlora import SymLoRALayer
+
+# method -> (layer factory, allowed options with their defaults)
+ADAPTER_METHODS = {
+    "lora": (LoRALayer, {}),
+    "symlora": (SymLoRALayer, {"learn_lambda": True, "q_init": "kaiming"}),
+    "delora": (DeLoRALayer, {"sigma": "full", "init": "kaiming"}),
+    "b_only": (partial(OneSidedLoRALayer, trained="B"), {"frozen_init": "orthogonal"}),
+    "a_only": (partial(OneSidedLoRALayer, trained="A"), {"frozen_init": "orthogonal"}),
+}
+METHODS = tuple(ADAPTER_METHODS) + BASELINES
+HEAD_NAMES = ("classifier", "score")  # top-level head module of HF *ForSequenceClassification
+HEAD_PREFIX = "classifier."  # parameter-name prefix of the head of BERT/RoBERTa-family models
+META_ATTR = "_adapters_meta"
+
+
+def find_head(model: nn.Module) -> tuple[str | None, nn.Module | None]:
+    """The classification head: the top-level child named ``classifier`` (RoBERTa's
+    ``RobertaClassificationHead`` = dense + out_proj; BERT's single ``Linear``) or ``score``.
+    BERT's ``pooler`` is part of the pretrained encoder and is *not* the head.  ``(None, None)`` if
+    the model has none (e.g. a bare encoder)."""
+    for name in HEAD_NAMES:
+        module = model._modules.get(name)
+        if module is not None:
+            return name, module
+    return None, None
+
+
+def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
+    """Iterate ``(module name, AdapterLayer)`` over the model."""
+    for name, module in model.named_modules():
+        if isinstance(module, AdapterLayer):
+            yield name, module
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def _matches(name: str, targets: tuple[str, ...]) -> bool:
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None = None,
+           targets=("query", "value"), dropout: float = 0.0, seed: int = 0,
+           **options) -> list[str]:
+    """Freeze ``model`` and add ``method`` in place; return the wrapped module names.
+
+    Adapters wrap every ``nn.Linear`` whose name equals or ends with ``"." + target`` (outside the
+    head).  ``alpha`` defaults to ``rank`` (scaling ``s = alpha / rank = 1``).  The random factors
+    come from a generator seeded by ``(seed, module name)``.  Only adapter parameters and the head
+    train (baselines: see :mod:`adapters.baselines`).  Method options: symlora ``learn_lambda``,
+    ``q_init``; delora ``sigma``, ``init``; b_only / a_only ``frozen_init``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known methods: {', '.join(METHODS)}")
+    if getattr(model, META_ATTR, None) is not None or next(adapter_layers(model), None):
+        raise RuntimeError("model already has adapters injected; build a fresh model")
+    head_name, head = find_head(model)
+    if isinstance(targets, str):
+        targets = (targets,)
+    targets = tuple(targets)
+    layers: dict[str, AdapterLayer] = {}
+    if method in BASELINES:
+        if options:
+            raise ValueError(f"{method}: unknown option(s) {sorted(options)}; it takes none")
+        if method == "head_only" and head is None:
+            raise ValueError(f"head_only: model has no head module (looked for {HEAD_NAMES})")
+    else:
+        factory, allowed = ADAPTER_METHODS[method]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"{method}: unknown option(s) {unknown}; known: {sorted(allowed)}")
+        head_prefix = None if head_name is None else head_name + "."
+        found = [(n, m) for n, m in model.named_modules()
+                 if isinstance(m, nn.Linear) and _matches(n, targets)
+                 and not (head_prefix and n.startswith(head_prefix))]
+        if not found:
+            raise ValueError(f"{method}: no nn.Linear module matches targets {targets}")
+        for name, module in found:  # build all first: an error leaves the model untouched
+            layers[name] = factory(module, rank, alpha, dropout, name=name,
+                                   generator=module_generator(seed, name), **options)
+    if method in BASELINES:
+        set_baseline_trainable(model, method)
+    else:
+        model.requires_grad_(False)
+        for name, layer in layers.items():
+            set_submodule(model, name, layer)  # the layer's own parameters are trainable
+    if head is not None:
+        head.requires_grad_(True)
+    meta = dict(method=method, rank=rank, alpha=float(rank if alpha is None else alpha),
+                targets=list(targets), dropout=dropout, seed=seed,
+                options={**ADAPTER_METHODS.get(method, (None, {}))[1], **options},
+                modules=list(layers), head=head_name)
+    object.__setattr__(model, META_ATTR, meta)
+    return list(layers)
+
+
+def _head_param_ids(model: nn.Module) -> set[int]:
+    _, head = find_head(model)
+    return set() if head is None else {id(p) for p in head.parameters()}
+
+
+def count_trainable(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters: ``adapter`` (everything trainable outside the head — the papers'
+    convention), ``head`` and ``with_head`` (their sum)."""
+    head_ids = _head_param_ids(model)
+    adapter = head = 0
+    for p in model.parameters():
+        if p.requires_grad:
+            if id(p) in head_ids:
+                head += p.numel()
+            else:
+                adapter += p.numel()
+    return {"adapter": adapter, "head": head, "with_head": adapter + head}

@@ -1,0 +1,37 @@
+"""LoRA (Hu et al., 2021).
+
+    h = W0 x + b + s · B A x,      A: r × d_in,  B: d_out × r,  s = alpha / r
+
+A is Kaiming-uniform (a = sqrt(5), as loralib and PEFT), B = 0, so step 0 equals the base model.
+Dropout (if any) acts on the adapter input only, as in PEFT.  Trainable: r · (d_in + d_out).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import AdapterLayer, random_factor
+
+
+class LoRALayer(AdapterLayer):
+    """``h = W0 x + b + s · B A x``; A Kaiming-uniform(a=√5), B zero; both trainable."""
+
+    method = "lora"
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None,
+                 dropout: float = 0.0, name: str = "?", generator: torch.Generator | None = None):
+        super().__init__(base, rank, alpha, dropout, name)
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.lora_A = nn.Parameter(self._factor(random_factor((rank, self.d_in), "kaiming", gen)))
+        self.lora_B = nn.Parameter(self._factor(torch.zeros(self.d_out, rank)))
+
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(x).to(self.lora_A.dtype)
+        return F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lora_B * self.scaling, self.lora_A
