@@ -3,15 +3,19 @@ dynamic padding per batch."""
 from __future__ import annotations
 
 import logging
+import sys
 
+import datasets
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, RandomSampler
 
-from glue import get_task, load_glue, make_collator, tokenize_splits
+from glue import get_task, load_glue, make_collator, tokenize_glue
 from training.config import resolve_path
 
 log = logging.getLogger(__name__)
+if not sys.stderr.isatty():  # progress bars only on a terminal
+    datasets.disable_progress_bars()
 
 
 class RunData:
@@ -30,8 +34,8 @@ class RunData:
         data = self.cfg.data
         raw = load_glue(task.name, source=data.source,
                         data_dir=resolve_path(data.dir) if data.dir else None, cache_dir=data.cache_dir)
-        return tokenize_splits(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
-                               cache_dir=data.tokenized_cache)
+        return tokenize_glue(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
+                             cache_dir=data.tokenized_cache)
 
     def train_loader(self, epoch: int) -> DataLoader:
         """Epoch `epoch`'s order comes from (seed, epoch) alone, so a resumed run sees the same data."""
@@ -46,9 +50,9 @@ class RunData:
                           collate_fn=self.collate, num_workers=self.cfg.num_workers)
 
     def prediction_splits(self):
-        """(task, split) of every validation and test split present, in a fixed order."""
+        """(task, split, is_test) of every validation and test split present, in a fixed order."""
         for name, splits in self.splits.items():
             spec = get_task(name)
-            for split, _ in (*spec.eval_splits, *spec.test_splits):
+            for split, is_test in [(s, False) for s, _ in spec.eval_splits] + [(s, True) for s, _ in spec.test_splits]:
                 if split in splits:
-                    yield name, split
+                    yield name, split, is_test

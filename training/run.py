@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import adapters
-from glue import compute_metrics, get_task, write_predictions
+from glue import compute_metrics, get_task, write_predictions, write_validation_predictions
 from training import checkpoint
 from training.config import compose, resolved
 from training.data import RunData
@@ -55,7 +55,7 @@ def run(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> dict:
                "experiment": cfg.get("experiment"),
                "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
                                    "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
-                                   "max_seq_len": cfg.max_seq_len, **cfg.optim,
+                                   "max_seq_len": cfg.max_seq_len, **OmegaConf.to_container(cfg.optim),
                                    "init_from": str(init_directory) if init_directory else None},
                "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
                "main_metric": task.main_metric, "train_examples": data.train_size,
@@ -138,10 +138,13 @@ def evaluate(model, data, task, device, precision) -> dict:
 
 def write_all_predictions(model, data, task, device, precision, out_dir: Path) -> None:
     """Validation predictions with labels, and the GLUE server files of every test split there is."""
-    for split_task, split in data.prediction_splits():
-        predictions, _, indices = predict(model, data.eval_loader(split, split_task), device=device,
-                                          precision=precision)
-        write_predictions(split_task, split, indices, predictions, out_dir)
+    for split_task, split, is_test in data.prediction_splits():
+        predictions, labels, indices = predict(model, data.eval_loader(split, split_task), device=device,
+                                               precision=precision)
+        if is_test:
+            write_predictions(split_task, split, indices, predictions, out_dir)
+        else:
+            write_validation_predictions(split_task, split, indices, predictions, labels, out_dir)
 
 
 def keep_epochs(path: Path, epochs: int) -> list[dict]:

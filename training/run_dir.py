@@ -25,9 +25,30 @@ def setting_name(cfg: DictConfig) -> str:
         identity.pop(key, None)
     identity.pop("hydra", None)
     identity["data"] = {"source": cfg.data.source, "dir": cfg.data.dir}  # caches are not identity
+    identity["init_from"] = init_identity(cfg)
     identity["model"] = {k: v for k, v in identity["model"].items() if k != "name"}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return f"lr={cfg.lr:g},bs={cfg.batch_size},r={cfg.adapter.rank},h={digest}"
+
+
+def init_identity(cfg: DictConfig):
+    """`init_from` as identity sees it: a run directory is named relative to <results_dir>/runs when it
+    lies there (moving results_dir changes nothing), and a last part `seed=<this run's seed>` reads
+    `seed=*`, so that the seeds of one setting, each started from the MNLI run of its own seed, share
+    one setting name."""
+    value = cfg.get("init_from")
+    if value in (None, "none", "null", "mnli"):
+        return value
+    path = Path(str(value))
+    if path.name == f"seed={cfg.seed}":
+        path = path.parent / "seed=*"
+    runs = Path(cfg.results_dir) / "runs"
+    for inside, root in ((path, runs), (path.parent.resolve() / path.name, runs.resolve())):
+        try:
+            return str(inside.relative_to(root))
+        except ValueError:
+            pass
+    return str(path)
 
 
 def run_dir(cfg: DictConfig) -> Path:
