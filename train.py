@@ -3,6 +3,7 @@
     python train.py experiment=quickstart
     python train.py task=rte adapter=symlora adapter.rank=16 seed=3
     python train.py -m adapter=lora,symlora seed=0,1,2
+    python train.py task=rte pack.seed=[0,1,2,3] pack.lr=[4e-4,5e-4]   # 8 runs in one pass
 
 The run directory it leaves is described in docs/run_directory.md.
 """
@@ -11,14 +12,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from training.config import CONFIG_DIR  # registers the config resolvers
-from training.run import run
+from training.pack import pack_jobs
+from training.run import run_pack
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
-    metrics = run(cfg, overrides=HydraConfig.get().overrides.task)
-    # The best validation score, for Hydra sweepers that optimise a return value.
-    return metrics.get("best", {}).get(metrics.get("main_metric")) if metrics["status"] == "done" else None
+    results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
+    # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
+    metrics = results[0]
+    return metrics["best"][metrics["main_metric"]] if len(results) == 1 and metrics["status"] == "done" else None
 
 
 if __name__ == "__main__":

@@ -31,10 +31,20 @@ def save(directory: Path, model, optimizer, scheduler, epoch: int, best: dict) -
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _latest(directory: Path) -> Path | None:
+    return next((p for p in (directory / NAME, directory / f"{NAME}.old") if (p / "state.pt").exists()),
+                None)
+
+
+def saved_epoch(directory: Path) -> int:
+    """The epoch the latest checkpoint was taken after (0: none)."""
+    path = _latest(directory)
+    return torch.load(path / "state.pt", weights_only=True)["epoch"] if path else 0
+
+
 def load(directory: Path, model, optimizer, scheduler) -> dict | None:
     """Restore the latest checkpoint into model, optimiser and schedule; None when there is none."""
-    path = next((p for p in (directory / NAME, directory / f"{NAME}.old") if (p / "state.pt").exists()),
-                None)
+    path = _latest(directory)
     if path is None:
         return None
     state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")

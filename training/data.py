@@ -37,9 +37,9 @@ class RunData:
         return tokenize_glue(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
                              cache_dir=data.tokenized_cache)
 
-    def train_loader(self, epoch: int) -> DataLoader:
+    def train_loader(self, epoch: int, seed: int) -> DataLoader:
         """Epoch `epoch`'s order comes from (seed, epoch) alone, so a resumed run sees the same data."""
-        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         train = self.splits[self.task.name]["train"]
         return DataLoader(train, batch_size=self.cfg.batch_size, sampler=RandomSampler(train, generator=generator),
                           collate_fn=self.collate, num_workers=self.cfg.num_workers,

@@ -1,5 +1,6 @@
 """The optimisation itself: AdamW with linear warmup and decay, clipping, autocast, one epoch at a
-time. No host synchronisation inside an epoch except every `log_every` steps (the NaN check)."""
+time, for a pack of runs (training/pack.py; one run is a pack of one). No host synchronisation
+inside an epoch except every `log_every` steps (the NaN check)."""
 from __future__ import annotations
 
 import math
@@ -11,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-
-class TrainingFailed(RuntimeError):
-    """The run cannot go on (non-finite loss, out of memory); the reason ends up in metrics.json."""
+from training.pack import Member, concat_batches
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -48,53 +47,60 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def forward(model, batch: dict, device, precision) -> torch.Tensor:
+    with autocast(device, precision):
+        return model(input_ids=batch["input_ids"].to(device, non_blocking=True),
+                     attention_mask=batch["attention_mask"].to(device, non_blocking=True)).logits
 
 
-def train_epoch(model, loader, optimizer, scheduler, *, device, precision, max_grad_norm,
-                log_every, progress) -> dict:
-    """One pass over `loader`. Returns the mean loss, the examples seen and the wall time."""
+def train_epoch(model, members: list[Member], loaders, *, pad_token_id, device, precision,
+                max_grad_norm, log_every, progress) -> dict:
+    """One pass over the members' loaders (one sub-batch each per step). Each member's loss reaches
+    only its own parameters; each is clipped and stepped on its own. A member whose loss turns
+    non-finite is marked failed and stops stepping; the others go on."""
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    loss_sum = torch.zeros((), device=device)
-    examples, start = 0, time.perf_counter()
-    for step, batch in enumerate(loader, start=1):
-        batch = to_device(batch, device)
-        labels = batch.pop("labels")
-        with autocast(device, precision):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = task_loss(logits, labels)
-        loss.backward()
-        if max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()
-        examples += len(labels)
-        if step % log_every == 0 or step == len(loader):
-            mean = (loss_sum / step).item()  # the one host synchronisation: every log_every steps
-            if not math.isfinite(mean):
-                raise TrainingFailed(f"non-finite training loss ({mean}) by step {step} of the epoch")
-            progress.step(step, loss=mean, lr=scheduler.get_last_lr()[0])
+    params = [[p for group in m.optimizer.param_groups for p in group["params"]] for m in members]
+    loss_sums = torch.zeros(len(members), device=device)
+    examples, steps, start = 0, len(loaders[0]), time.perf_counter()
+    for step, batches in enumerate(zip(*loaders), start=1):
+        logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
+        losses = [task_loss(part, batch["labels"].to(device, non_blocking=True))
+                  for part, batch in zip(logits.chunk(len(members)), batches)]
+        live = [k for k, m in enumerate(members) if m.failure is None]
+        if not live:
+            break
+        sum(losses[k] for k in live).backward()
+        for k in live:
+            member = members[k]
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params[k], max_grad_norm)
+            member.optimizer.step()
+            member.scheduler.step()
+            member.optimizer.zero_grad(set_to_none=True)
+        loss_sums += torch.stack([loss.detach() for loss in losses])
+        examples += len(batches[0]["labels"])
+        if step % log_every == 0 or step == steps:
+            means = (loss_sums / step).tolist()  # the one host synchronisation: every log_every steps
+            for k in live:
+                if not math.isfinite(means[k]):
+                    members[k].failure = f"non-finite training loss ({means[k]}) by step {step} of the epoch"
+            progress.step(step, members, means)
     elapsed = time.perf_counter() - start
-    return {"train_loss": (loss_sum / max(len(loader), 1)).item(), "examples": examples,
+    return {"train_loss": (loss_sums / max(steps, 1)).tolist(), "examples": examples,
             "time_s": elapsed, "examples_per_s": examples / elapsed if elapsed else 0.0}
 
 
 @torch.no_grad()
-def predict(model, loader, *, device, precision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predictions (class ids, or floats for regression), labels and example indices of a split."""
+def predict(model, loader, copies: int, *, device, precision) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Predictions (class ids, or floats for regression), labels and example indices of a split, for
+    each of `copies` packed runs (every batch is repeated once per run)."""
     model.eval()
-    predictions, labels, indices = [], [], []
+    predictions, labels, indices = [[] for _ in range(copies)], [], []
     for batch in loader:
-        batch = to_device(batch, device)
-        with autocast(device, precision):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = logits.float()
-        predictions.append(logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1))
+        logits = forward(model, concat_batches([batch] * copies, 0), device, precision).float()
+        for k, part in enumerate(logits.chunk(copies)):
+            predictions[k].append(part.squeeze(-1) if part.shape[-1] == 1 else part.argmax(-1))
         labels.append(batch["labels"])
         indices.append(batch["idx"])
     cat = lambda xs: torch.cat(xs).cpu().numpy()  # noqa: E731
-    return cat(predictions), cat(labels), cat(indices)
+    return [(cat(p), cat(labels), cat(indices)) for p in predictions]

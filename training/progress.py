@@ -1,5 +1,5 @@
-"""Progress of a run: a tqdm bar on a terminal, plain periodic log lines otherwise, and optional
-TensorBoard event files."""
+"""Progress of a run or pack: a tqdm bar on a terminal, plain periodic log lines otherwise, and
+optional TensorBoard event files in each run directory."""
 from __future__ import annotations
 
 import logging
@@ -11,16 +11,19 @@ from tqdm.auto import tqdm
 log = logging.getLogger("train")
 
 
+def run_name(cfg) -> str:
+    return f"{cfg.task.name}/{cfg.adapter.name}/lr={cfg.lr:g}/seed={cfg.seed}"
+
+
 class Progress:
-    def __init__(self, name: str, steps_per_epoch: int, log_every: int, tensorboard_dir: Path | None = None):
-        self.name, self.steps_per_epoch, self.log_every = name, steps_per_epoch, log_every
+    def __init__(self, name: str, steps_per_epoch: int, tensorboard_dirs: dict | None = None):
+        self.name, self.steps_per_epoch = name, steps_per_epoch
         self.on_terminal = sys.stderr.isatty()
-        self.bar = None
-        self.epoch = 0
-        self.writer = None
-        if tensorboard_dir is not None:
+        self.bar, self.epoch = None, 0
+        self.writers = {}
+        if tensorboard_dirs:
             from torch.utils.tensorboard import SummaryWriter  # needs the `tensorboard` extra
-            self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
+            self.writers = {key: SummaryWriter(log_dir=str(Path(d))) for key, d in tensorboard_dirs.items()}
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         self.epoch = epoch
@@ -28,30 +31,35 @@ class Progress:
             self.bar = tqdm(total=self.steps_per_epoch, desc=f"{self.name} epoch {epoch}/{epochs}",
                             leave=False, dynamic_ncols=True)
 
-    def step(self, step: int, loss: float, lr: float) -> None:
+    def step(self, step: int, members, mean_losses: list[float]) -> None:
         global_step = (self.epoch - 1) * self.steps_per_epoch + step
-        if self.writer:
-            self.writer.add_scalar("train/loss", loss, global_step)
-            self.writer.add_scalar("train/lr", lr, global_step)
+        for member, loss in zip(members, mean_losses):
+            if str(member.directory) in self.writers:
+                writer = self.writers[str(member.directory)]
+                writer.add_scalar("train/loss", loss, global_step)
+                writer.add_scalar("train/lr", member.scheduler.get_last_lr()[0], global_step)
+        losses = " ".join(f"{loss:.4f}" for loss in mean_losses)
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+            self.bar.set_postfix_str(f"loss {losses}")
         else:
-            log.info("%s epoch %d step %d/%d loss %.4f lr %.2e", self.name, self.epoch, step,
-                     self.steps_per_epoch, loss, lr)
+            log.info("%s epoch %d step %d/%d loss %s", self.name, self.epoch, step, self.steps_per_epoch, losses)
 
-    def end_epoch(self, record: dict) -> None:
+    def end_epoch(self, member, record: dict) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         scores = " ".join(f"{k} {v:.4f}" for k, v in record["validation"].items())
-        log.info("%s epoch %d: loss %.4f, %s, %.0f examples/s", self.name, record["epoch"],
+        log.info("%s epoch %d: loss %.4f, %s, %.0f examples/s", run_name(member.cfg), record["epoch"],
                  record["train_loss"], scores, record["examples_per_s"])
-        if self.writer:
+        writer = self.writers.get(str(member.directory))
+        if writer:
             for key, value in record["validation"].items():
-                self.writer.add_scalar(f"validation/{key}", value, record["epoch"])
-            self.writer.flush()
+                writer.add_scalar(f"validation/{key}", value, record["epoch"])
+            writer.flush()
 
     def close(self) -> None:
-        if self.writer:
-            self.writer.close()
+        if self.bar is not None:
+            self.bar.close()
+        for writer in self.writers.values():
+            writer.close()

@@ -1,7 +1,10 @@
-"""One run, start to finish: check the configuration, build data and model, train (resuming when a
-checkpoint is there), and leave the run directory of docs/run_directory.md behind."""
+"""Runs, start to finish: check the configuration, build data and model, train (resuming when a
+checkpoint is there), and leave the run directory of docs/run_directory.md behind. Several runs
+that differ only in seed, learning rate or weight decay can train as one pack (training/pack.py);
+a single run is a pack of one."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -18,107 +21,214 @@ from glue import compute_metrics, get_task, write_predictions, write_validation_
 from training import checkpoint
 from training.config import compose, resolved
 from training.data import RunData
-from training.loop import TrainingFailed, make_optimizer, make_scheduler, predict, train_epoch
+from training.loop import make_optimizer, make_scheduler, predict, train_epoch
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state
-from training.progress import Progress
+from training.pack import Member, Pack
+from training.progress import Progress, run_name
 from training.run_dir import read_metrics, run_dir, setting_name, write_json_atomic
 
 log = logging.getLogger("train")
 HARNESS_VERSION = "0.1.0"
+# What may differ between the runs of a pack; everything else must be equal.
+PACK_FREE = ("seed", "lr", "init_from", "rerun")
+UNPACKABLE = ("bitfit", "full")  # they train the shared backbone itself
 
 
 def run(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """Train the run `cfg` describes (skipped when finished, unless rerun=true); returns its metrics.
     `overrides` are the command-line overrides it was composed from (used to find its MNLI run)."""
-    cfg = resolved(cfg)
-    task = get_task(cfg.task.name)
-    directory = run_dir(cfg)
-    finished = read_metrics(directory)
-    if finished and not cfg.rerun:
-        log.info("%s is finished (%s): skipped; rerun=true runs it again", directory, finished["status"])
-        return finished
-    if cfg.rerun:
-        shutil.rmtree(directory, ignore_errors=True)
-
-    device = pick_device(cfg.device)
-    init_directory = find_init_run(cfg, overrides)
-    init_state = load_init_state(init_directory) if init_directory else None
-    tokenizer = build_tokenizer(cfg)
-    data = RunData(cfg, task, tokenizer)
-    model = build_model(cfg, task.num_labels, init_state).to(device)
-    counts = adapters.count_trainable(model)
-
-    directory.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, directory / "config.yaml")
-    metrics = {"status": "done", "reason": None, "task": task.name, "method": cfg.adapter.name,
-               "seed": cfg.seed, "setting": setting_name(cfg), "model": cfg.model.name,
-               "experiment": cfg.get("experiment"),
-               "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-                                   "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
-                                   "max_seq_len": cfg.max_seq_len, **OmegaConf.to_container(cfg.optim),
-                                   "init_from": str(init_directory) if init_directory else None},
-               "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
-               "main_metric": task.main_metric, "train_examples": data.train_size,
-               "versions": versions(), "device": describe(device)}
-    started = time.perf_counter()
-    try:
-        metrics.update(fit(cfg, model, data, task, device, directory))
-    except TrainingFailed as error:
-        metrics.update(status="failed", reason=str(error))
-    except torch.cuda.OutOfMemoryError as error:
-        metrics.update(status="failed", reason=f"CUDA out of memory at batch_size={cfg.batch_size}, "
-                       f"max_seq_len={cfg.max_seq_len}: lower either ({str(error).splitlines()[0]})")
-    metrics["time_s"] = time.perf_counter() - started
-    write_json_atomic(directory / "metrics.json", metrics)
-    log.info("%s: %s%s", directory, metrics["status"],
-             f" ({metrics['reason']})" if metrics["reason"] else
-             f", best epoch {metrics['best_epoch']}: {metrics['best']}")
-    return metrics
+    return run_pack([(cfg, overrides)])[0]
 
 
-def fit(cfg: DictConfig, model, data: "RunData", task, device, directory: Path) -> dict:
-    """The epochs (from the last checkpoint on), then the best epoch's predictions."""
-    optimizer = make_optimizer(model, cfg.lr, cfg.optim, device)
-    steps_per_epoch = len(data.train_loader(epoch=1))
-    scheduler = make_scheduler(optimizer, steps_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
-    resumed = checkpoint.load(directory, model, optimizer, scheduler)
-    done_epochs = resumed["epoch"] if resumed else 0
-    best = resumed["best"] if resumed else {"epoch": None, "score": math.nan, "validation": {}}
-    history = keep_epochs(directory / "epochs.jsonl", done_epochs)
-    if resumed:
-        log.info("resuming %s after epoch %d", directory, done_epochs)
+def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list[dict]:
+    """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics."""
+    cfgs = [resolved(cfg) for cfg, _ in jobs]
+    check_packable(cfgs)
+    task = get_task(cfgs[0].task.name)
+    results: list[dict | None] = [None] * len(cfgs)
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        finished = read_metrics(run_dir(cfg))
+        if finished and not cfg.rerun:
+            log.info("%s is finished (%s): skipped; rerun=true runs it again", run_dir(cfg), finished["status"])
+            results[i] = finished
+        else:
+            todo.append(i)
+    if not todo:
+        return results
 
-    progress = Progress(f"{task.name}/{cfg.adapter.name}/seed={cfg.seed}", steps_per_epoch,
-                        cfg.log_every, directory / "tensorboard" if cfg.logger == "tensorboard" else None)
+    device = pick_device(cfgs[0].device)
+    data = RunData(cfgs[0], task, tokenizer := build_tokenizer(cfgs[0]))
+    pack, members = None, {}
+    for i in todo:  # each run is built exactly as a lone run would be, then joins the pack
+        cfg = cfgs[i]
+        init_directory = find_init_run(cfg, jobs[i][1])
+        model = build_model(cfg, task.num_labels, load_init_state(init_directory) if init_directory else None)
+        if pack is None:
+            pack = Pack(model.to(device), adapters.find_head(model)[0])
+        member = pack.add(cfg, run_dir(cfg), model)
+        member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
+        member.head.to(device)
+        member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), init_directory,
+                                   data.train_size, device)
+        members[i] = member
+    for member in members.values():
+        if member.cfg.rerun:
+            shutil.rmtree(member.directory, ignore_errors=True)
+        member.directory.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(member.cfg, member.directory / "config.yaml")
+
+    # Runs resumed from different epochs cannot share steps: each such group trains on its own.
+    by_epoch = lambda i: checkpoint.saved_epoch(members[i].directory)  # noqa: E731
+    for _, group in itertools.groupby(sorted(members, key=by_epoch), key=by_epoch):
+        group = [members[i] for i in group]
+        started = time.perf_counter()
+        try:
+            fit(pack, group, data, task, device, tokenizer.pad_token_id)
+        except torch.cuda.OutOfMemoryError as error:
+            for member in group:
+                member.failure = (f"CUDA out of memory at batch_size={member.cfg.batch_size} × {len(group)} "
+                                  f"runs, max_seq_len={member.cfg.max_seq_len}: lower either "
+                                  f"({str(error).splitlines()[0]})")
+        for member in group:
+            member.info["time_s"] = time.perf_counter() - started
+            finish(member)
+    for i, member in members.items():
+        results[i] = read_metrics(member.directory)
+    return results
+
+
+def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_token_id: int) -> None:
+    """The epochs (from the last checkpoint on), then each run's best-epoch predictions."""
+    cfg = members[0].cfg
+    steps_per_epoch = len(data.train_loader(1, cfg.seed))
+    for member in members:
+        model = pack.use(member)
+        member.optimizer = make_optimizer(model, member.cfg.lr, member.cfg.optim, device)
+        member.scheduler = make_scheduler(member.optimizer, steps_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
+        resumed = checkpoint.load(member.directory, model, member.optimizer, member.scheduler)
+        if resumed:
+            member.best = resumed["best"]
+            log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
+        member.history = keep_epochs(member.directory / "epochs.jsonl", resumed["epoch"] if resumed else 0)
+    done_epochs = len(members[0].history)
+
+    name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
+    progress = Progress(name, steps_per_epoch, {str(m.directory): m.directory / "tensorboard" for m in members}
+                        if cfg.logger == "tensorboard" else None)
     try:
         for epoch in range(done_epochs + 1, cfg.epochs + 1):
+            live = [m for m in members if m.failure is None]
+            if not live:
+                break
             progress.start_epoch(epoch, cfg.epochs)
-            stats = train_epoch(model, data.train_loader(epoch), optimizer, scheduler, device=device,
-                                precision=cfg.precision, max_grad_norm=cfg.optim.max_grad_norm,
-                                log_every=cfg.log_every, progress=progress)
-            record = {"epoch": epoch, "train_loss": stats["train_loss"], "lr": scheduler.get_last_lr()[0],
-                      "time_s": stats["time_s"], "examples_per_s": stats["examples_per_s"],
-                      "validation": evaluate(model, data, task, device, cfg.precision)}
-            history.append(record)
-            with open(directory / "epochs.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            progress.end_epoch(record)
-            if is_better(record["validation"][task.main_metric], best):
-                best = {"epoch": epoch, "score": record["validation"][task.main_metric],
-                        "validation": record["validation"]}
-                adapters.save_trainable(model, directory / "adapter.safetensors")
-                write_json_atomic(directory / "layer_norms.json", adapters.layer_norms(model))
-            checkpoint.save(directory, model, optimizer, scheduler, epoch, best)
+            stats = train_epoch(pack.use_pack(live), live, [data.train_loader(epoch, m.cfg.seed) for m in live],
+                                pad_token_id=pad_token_id, device=device, precision=cfg.precision,
+                                max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress)
+            scores = evaluate(pack.use_pack(live), len(live), data, task, device, cfg.precision)
+            for k, member in enumerate(live):
+                if member.failure is not None:
+                    finish(member)  # at once: a failure is final, whatever happens to the others
+                    continue
+                record = {"epoch": epoch, "train_loss": stats["train_loss"][k],
+                          "lr": member.scheduler.get_last_lr()[0], "time_s": stats["time_s"],
+                          "examples_per_s": stats["examples_per_s"], "validation": scores[k]}
+                member.history.append(record)
+                with open(member.directory / "epochs.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                progress.end_epoch(member, record)
+                model = pack.use(member)
+                if is_better(record["validation"][task.main_metric], member.best):
+                    member.best = {"epoch": epoch, "score": record["validation"][task.main_metric],
+                                   "validation": record["validation"]}
+                    adapters.save_trainable(model, member.directory / "adapter.safetensors")
+                    write_json_atomic(member.directory / "layer_norms.json", adapters.layer_norms(model))
+                checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best)
     finally:
         progress.close()
 
-    adapters.load_trainable(model, directory / "adapter.safetensors")
-    write_all_predictions(model, data, task, device, cfg.precision, directory / "predictions")
-    checkpoint.remove(directory)
-    seen = sum(r["examples_per_s"] * r["time_s"] for r in history)
-    return {"best_epoch": best["epoch"], "best": best["validation"],
-            "last_epoch": history[-1]["epoch"], "last": history[-1]["validation"],
-            "examples_per_s": seen / max(sum(r["time_s"] for r in history), 1e-9)}
+    live = [m for m in members if m.failure is None]
+    for member in live:
+        adapters.load_trainable(pack.use(member), member.directory / "adapter.safetensors")
+    if live:
+        write_all_predictions(pack.use_pack(live), live, data, device, cfg.precision)
+
+
+def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:
+    """Validation scores of each packed run."""
+    scores = [{} for _ in range(copies)]
+    for split, suffix in task.eval_splits:
+        outputs = predict(model, data.eval_loader(split), copies, device=device, precision=precision)
+        for k, (predictions, labels, _) in enumerate(outputs):
+            scores[k].update({f"{m}{suffix}": v for m, v in compute_metrics(task, predictions, labels).items()})
+    return scores
+
+
+def write_all_predictions(model, members: list[Member], data: RunData, device, precision) -> None:
+    """Validation predictions with labels, and the GLUE server files of every test split there is."""
+    for split_task, split, is_test in data.prediction_splits():
+        outputs = predict(model, data.eval_loader(split, split_task), len(members), device=device,
+                          precision=precision)
+        for member, (predictions, labels, indices) in zip(members, outputs):
+            out_dir = member.directory / "predictions"
+            if is_test:
+                write_predictions(split_task, split, indices, predictions, out_dir)
+            else:
+                write_validation_predictions(split_task, split, indices, predictions, labels, out_dir)
+
+
+def finish(member: Member) -> None:
+    """Write metrics.json (last, atomically) unless already written; the resume state goes."""
+    if member.finished:
+        return
+    member.finished = True
+    metrics = dict(member.info)
+    if member.failure is not None:
+        metrics.update(status="failed", reason=member.failure)
+    else:
+        history = member.history
+        seen = sum(r["examples_per_s"] * r["time_s"] for r in history)
+        metrics.update(best_epoch=member.best["epoch"], best=member.best["validation"],
+                       last_epoch=history[-1]["epoch"], last=history[-1]["validation"],
+                       examples_per_s=seen / max(sum(r["time_s"] for r in history), 1e-9))
+        checkpoint.remove(member.directory)
+    write_json_atomic(member.directory / "metrics.json", metrics)
+    log.info("%s: %s%s", member.directory, metrics["status"],
+             f" ({metrics['reason']})" if metrics["reason"] else
+             f", best epoch {metrics['best_epoch']}: {metrics['best']}")
+
+
+def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | None, train_size: int,
+                 device) -> dict:
+    """The part of metrics.json known before training."""
+    return {"status": "done", "reason": None, "task": task.name, "method": cfg.adapter.name,
+            "seed": cfg.seed, "setting": setting_name(cfg), "model": cfg.model.name,
+            "experiment": cfg.get("experiment"),
+            "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+                                "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
+                                "max_seq_len": cfg.max_seq_len, **OmegaConf.to_container(cfg.optim),
+                                "init_from": str(init_directory) if init_directory else None},
+            "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
+            "main_metric": task.main_metric, "train_examples": train_size,
+            "versions": versions(), "device": describe(device)}
+
+
+def check_packable(cfgs: list[DictConfig]) -> None:
+    """Runs of one pack may differ in PACK_FREE settings only (and never train the backbone)."""
+    if len(cfgs) == 1:
+        return
+    strip = lambda c: {k: v for k, v in OmegaConf.to_container(c).items() if k not in PACK_FREE}  # noqa: E731
+    first = strip(cfgs[0])
+    first["optim"].pop("weight_decay")
+    for cfg in cfgs[1:]:
+        other = strip(cfg)
+        other["optim"].pop("weight_decay")
+        if other != first:
+            keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+            raise ValueError(f"runs of a pack may differ only in seed, lr, optim.weight_decay and "
+                             f"init_from; these differ too: {keys}")
+    if cfgs[0].adapter.name in UNPACKABLE:
+        raise ValueError(f"adapter={cfgs[0].adapter.name} trains the backbone itself: it cannot be packed")
 
 
 def is_better(score: float, best: dict) -> bool:
@@ -126,25 +236,6 @@ def is_better(score: float, best: dict) -> bool:
     if best["epoch"] is None:
         return True
     return not math.isnan(score) and (math.isnan(best["score"]) or score > best["score"])
-
-
-def evaluate(model, data, task, device, precision) -> dict:
-    scores = {}
-    for split, suffix in task.eval_splits:
-        predictions, labels, _ = predict(model, data.eval_loader(split), device=device, precision=precision)
-        scores.update({f"{k}{suffix}": v for k, v in compute_metrics(task, predictions, labels).items()})
-    return scores
-
-
-def write_all_predictions(model, data, task, device, precision, out_dir: Path) -> None:
-    """Validation predictions with labels, and the GLUE server files of every test split there is."""
-    for split_task, split, is_test in data.prediction_splits():
-        predictions, labels, indices = predict(model, data.eval_loader(split, split_task), device=device,
-                                               precision=precision)
-        if is_test:
-            write_predictions(split_task, split, indices, predictions, out_dir)
-        else:
-            write_validation_predictions(split_task, split, indices, predictions, labels, out_dir)
 
 
 def keep_epochs(path: Path, epochs: int) -> list[dict]:
@@ -164,7 +255,7 @@ def find_init_run(cfg: DictConfig, overrides) -> Path | None:
     if cfg.init_from != "mnli":
         directory = Path(cfg.init_from)
     else:
-        keep = [o for o in overrides if not o.lstrip("+~").startswith(("task=", "init_from="))]
+        keep = [o for o in overrides if not o.lstrip("+~").startswith(("task=", "init_from=", "pack."))]
         if cfg.adapter.name in FROM_LORA:
             keep = [o for o in keep if not o.startswith("adapter=")] + ["adapter=lora"]
         directory = run_dir(compose(keep + ["task=mnli", "init_from=null"]))
