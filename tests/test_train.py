@@ -180,3 +180,16 @@ def test_command_line_entry(tmp_path):
     assert out.returncode == 0, out.stderr
     assert len(list(tmp_path.glob("runs/rte/lora/*/seed=0/metrics.json"))) == 1
     assert not (HARNESS_ROOT / "outputs").exists()
+
+
+def test_weight_decay_spares_biases_layernorms_and_symlora_lambda(tiny_run):
+    from training.loop import make_optimizer
+    cfg, _ = tiny_run("task=rte", "init_from=null", "adapter=symlora", "adapter.targets=[query,value]")
+    model = build_model(cfg, 2)
+    optimizer = make_optimizer(model, 1e-3, cfg.optim, torch.device("cpu"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    plain = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert decayed and all(n.endswith(("Q", "Lambda", "weight")) for n in decayed)
+    assert all(n.endswith(("bias", "lam")) for n in plain) and any(n.endswith("lam") for n in plain)
+    assert decayed | plain == {n for n, p in model.named_parameters() if p.requires_grad}

@@ -24,13 +24,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(model: torch.nn.Module, lr: float, optim, device: torch.device):
     """AdamW over the trainable parameters; no weight decay on biases and LayerNorm weights, as the
-    Hugging Face Trainer (and so the LoRA reference code) does."""
+    Hugging Face Trainer (and so the LoRA reference code) does, nor on scalars (SymLoRA's λ): decay
+    would pull λ, and with it W0, towards zero whatever the data says."""
     no_decay = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)
                 for p in m.parameters()}
     decay, plain = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)
+            (plain if name.endswith("bias") or p.ndim == 0 or id(p) in no_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": optim.weight_decay},
               {"params": plain, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(optim.betas),
