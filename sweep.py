@@ -1,0 +1,15 @@
+"""Run a grid of training runs: only what is missing, in the right order, through any Hydra launcher.
+
+    python sweep.py grid=smoke results_dir=/tmp/sweep                   # sequential, in this process
+    python sweep.py grid=symlora_table1 dry_run=true                     # runs to do / done, GPU-hours
+    python sweep.py grid=symlora_table1 hydra/launcher=local_gpus gpus=4 # one run per local GPU
+    python sweep.py grid=symlora_table1 hydra/launcher=slurm hydra.launcher.partition=gpu
+    python sweep.py grid=smoke retry_failed=true                         # run failed runs again
+
+Any train.py override passes through to every run (model=tiny data=sample epochs=1 ...). Grids are
+in configs/grid/, the options in configs/sweep.yaml; the logic is in sweeping/.
+"""
+from sweeping.cli import main
+
+if __name__ == "__main__":
+    main()

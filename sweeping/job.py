@@ -1,0 +1,85 @@
+"""The task function a Hydra launcher runs for each job: training.run.run on the job's config.
+
+The job's config is composed from train.yaml with the job's overrides (the sweeper points the
+launcher at it), i.e. exactly what ``python train.py <overrides>`` runs, so the run directory is
+the same. The object is pickled to the workers (joblib, submitit): keep it plain.
+
+With a GPU pool (``gpus=N`` or ``gpus=[0,2]``), each job takes a free GPU of the pool for its
+duration (an exclusive file lock per GPU, machine-local) and runs on it (``device=cuda:<i>``): with
+the joblib launcher running N jobs at once, that is one run per GPU.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+import training.config  # noqa: F401  (registers the config resolvers in worker processes)
+
+
+def gpu_pool(gpus) -> list[int]:
+    """``gpus`` (a count, a list of indices, "0,2" or None) as a list of GPU indices."""
+    if gpus in (None, "", 0, "null", "none"):
+        return []
+    if isinstance(gpus, int):
+        return list(range(gpus))
+    if isinstance(gpus, str):
+        return [int(g) for g in gpus.split(",") if g.strip()]
+    return [int(g) for g in gpus]
+
+
+def gpu_count(gpus) -> int:
+    """For launcher presets: ``n_jobs: ${sweep_gpu_count:${gpus}}``."""
+    return max(len(gpu_pool(gpus)), 1)
+
+
+def lock_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"glue-sweep-gpu-locks-{os.getuid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def claim_gpu(pool: list[int], directory: Path | None = None, poll_s: float = 1.0):
+    """Hold an exclusive lock on one GPU of ``pool`` (waiting for one to be free); yields its index."""
+    directory = directory or lock_dir()
+    while True:
+        for gpu in pool:
+            f = open(directory / f"gpu{gpu}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield gpu
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        time.sleep(poll_s)
+
+
+class TrainJob:
+    """Call ``training.run.run(cfg, overrides)`` for one job; return its metrics dict."""
+
+    def __init__(self, gpus=None):
+        self.pool = gpu_pool(gpus)
+
+    def __call__(self, cfg: DictConfig) -> dict:
+        from hydra.core.hydra_config import HydraConfig
+
+        from training import run as training_run
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        if not self.pool:
+            return training_run.run(cfg, overrides)
+        with claim_gpu(self.pool) as gpu:
+            with open_dict(cfg):
+                cfg.device = f"cuda:{gpu}"  # not part of a run's identity
+            return training_run.run(cfg, overrides)
