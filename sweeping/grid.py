@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Top-level keys of configs/sweep.yaml that belong to the sweep, not to a run: never passed to runs.
-SWEEP_KEYS = ("grid", "dry_run", "retry_failed", "throughput", "gpus", "max_runs_per_wave")
+SWEEP_KEYS = ("grid", "dry_run", "retry_failed", "throughput", "gpus", "max_runs_per_wave", "max_pack_size")
 # Keys the grid sets per run: passing them on the command line would be ambiguous.
 GRID_KEYS = ("task", "adapter", "adapter.rank", "lr", "batch_size", "seed")
 # What the grid key means on the train.py command line.

@@ -66,7 +66,8 @@ def claim_gpu(pool: list[int], directory: Path | None = None, poll_s: float = 1.
 
 
 class TrainJob:
-    """Call ``training.run.run(cfg, overrides)`` for one job; return its metrics dict."""
+    """Train one job's run, or its pack of runs (``pack.members``, sweeping.packing); return the
+    metrics dict of each run (a list for a pack)."""
 
     def __init__(self, gpus=None):
         self.pool = gpu_pool(gpus)
@@ -74,12 +75,16 @@ class TrainJob:
     def __call__(self, cfg: DictConfig) -> dict:
         from hydra.core.hydra_config import HydraConfig
 
-        from training import run as training_run
+        from training.pack import pack_jobs
+        from training.run import run_pack
 
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         if not self.pool:
-            return training_run.run(cfg, overrides)
+            results = run_pack(pack_jobs(cfg, overrides))
+            return results[0] if len(results) == 1 else results
         with claim_gpu(self.pool) as gpu:
+            overrides.append(f"device=cuda:{gpu}")  # not part of a run's identity
             with open_dict(cfg):
-                cfg.device = f"cuda:{gpu}"  # not part of a run's identity
-            return training_run.run(cfg, overrides)
+                cfg.device = f"cuda:{gpu}"
+            results = run_pack(pack_jobs(cfg, overrides))
+            return results[0] if len(results) == 1 else results

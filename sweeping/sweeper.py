@@ -28,6 +28,7 @@ from .estimate import DEFAULT_THROUGHPUT, estimate, measured_throughput
 from .grid import GridError, groups, load_grid, passthrough
 from .identity import TRAIN_CONFIG, Composer
 from .job import TrainJob
+from .packing import form_packs, job_overrides
 from .plan import Plan, make_plan
 from .progress import Progress
 from .stages import write_records
@@ -129,31 +130,34 @@ class GridSweeper(Sweeper):
                 "records": {k: str(v) for k, v in paths.items()}}
 
     def launch_wave(self, wave, progress: Progress, errors: dict) -> int:
-        """Launch ``wave`` as one batch of jobs; returns how many jobs returned their metrics."""
-        log.info("launching %d runs", len(wave))
+        """Launch ``wave`` as one batch of jobs (packs of runs where ``max_pack_size`` > 1); returns
+        how many runs returned their metrics."""
+        packs = form_packs(wave, int(self.option("max_pack_size", 1)))
+        log.info("launching %d runs in %d jobs", len(wave), len(packs))
         returned = 0
         with progress.watch(wave):
             try:
-                results = self.launcher.launch([r.overrides for r in wave], initial_job_idx=self.job_idx)
+                results = self.launcher.launch([job_overrides(p) for p in packs], initial_job_idx=self.job_idx)
             except Exception as error:  # e.g. submitit: a job killed (time limit, node failure)
                 log.error("the launcher failed (%s: %s); runs of this wave without metrics.json count "
                           "as errors: run the sweep again to retry them", type(error).__name__, error)
-                results = [None] * len(wave)
+                results = [None] * len(packs)
                 for run in wave:
                     errors[run.directory] = f"launcher: {type(error).__name__}: {error}"
-        self.job_idx += len(wave)
+        self.job_idx += len(packs)
         progress.poll(wave)  # what finished since the watcher's last look
-        for run, result in zip(wave, results):
-            if result is None:
-                pass
-            elif result.status == JobStatus.FAILED:
-                error = result._return_value
-                errors[run.directory] = f"{type(error).__name__}: {error}"
-                log.error("%s raised %s", run.label(), errors[run.directory])
-            elif isinstance(result.return_value, dict) and "status" in result.return_value:
-                returned += 1
-            if run.key not in progress.seen:
-                progress.finished(run, "error", reason=errors.get(run.directory, "ended without metrics.json"))
+        for pack, result in zip(packs, results):
+            for run in pack:
+                if result is None:
+                    pass
+                elif result.status == JobStatus.FAILED:
+                    error = result._return_value
+                    errors[run.directory] = f"{type(error).__name__}: {error}"
+                    log.error("%s raised %s", run.label(), errors[run.directory])
+                else:
+                    returned += 1
+                if run.key not in progress.seen:
+                    progress.finished(run, "error", reason=errors.get(run.directory, "ended without metrics.json"))
         return returned
 
 

@@ -12,7 +12,7 @@ from training import run as training_run
 from training.run_dir import read_metrics, write_json_atomic
 
 SMOKE = ["grid=smoke"]
-REAL_RUN = training_run.run
+REAL_RUN_PACK = training_run.run_pack
 
 
 @pytest.fixture(autouse=True)
@@ -30,18 +30,21 @@ class Stopped(BaseException):
     launcher catches it and the sweep stops."""
 
 
-def counting(monkeypatch, stop_after=None):
-    """Wrap training.run.run: count the runs it trains; stop the sweep (raise ``Stopped``) when asked
-    to start run number ``stop_after + 1``."""
-    real, calls = REAL_RUN, []
+def counting(monkeypatch, stop_after=None, packs=None):
+    """Wrap training.run.run_pack: count the runs it trains (and the pack sizes, into ``packs``);
+    stop the sweep (raise ``Stopped``) when asked to start run number ``stop_after + 1``."""
+    real, calls = REAL_RUN_PACK, []
 
-    def run(cfg, overrides=()):
-        if stop_after is not None and len(calls) == stop_after:
-            raise Stopped
-        calls.append(cfg.task.name)
-        return real(cfg, overrides)
+    def run_pack(jobs):
+        for cfg, _ in jobs:
+            if stop_after is not None and len(calls) == stop_after:
+                raise Stopped
+            calls.append(cfg.task.name)
+        if packs is not None:
+            packs.append(len(jobs))
+        return real(jobs)
 
-    monkeypatch.setattr(training_run, "run", run)
+    monkeypatch.setattr(training_run, "run_pack", run_pack)
     return calls
 
 
@@ -123,6 +126,24 @@ def test_smoke_sweep_resumes_chooses_and_orders(tmp_path, monkeypatch):
     summary = run_sweep([*args, "retry_failed=true"])
     assert summary["launched"] == 1 and calls == [victim.parts[-4]]
     assert summary["counts"] == {"done": 12} and read_metrics(victim)["status"] == "done"
+
+
+def test_packed_sweep_equals_the_unpacked_one(tmp_path, monkeypatch):
+    """max_pack_size=4: the search runs of a (task, method) differ only in lr and train as one pack;
+    with dropout off every run ends with the numbers of the unpacked sweep."""
+    args = [*SMOKE, "model.dropout=0"]
+    packs = []
+    counting(monkeypatch, packs=packs)
+    run_sweep([*args, f"results_dir={tmp_path / 'packed'}", "max_pack_size=4"])
+    assert sorted(packs, reverse=True)[:4] == [2, 2, 2, 2] and sum(packs) == 12
+    run_sweep([*args, f"results_dir={tmp_path / 'alone'}"])
+    packed, alone = finished_runs(tmp_path / "packed"), finished_runs(tmp_path / "alone")
+    assert [p.relative_to(tmp_path / "packed") for p in packed] == [p.relative_to(tmp_path / "alone") for p in alone]
+    for p, a in zip(packed, alone):
+        mp, ma = read_metrics(p), read_metrics(a)
+        assert mp["status"] == ma["status"] == "done"
+        for key, value in ma["best"].items():
+            assert mp["best"][key] == pytest.approx(value, abs=1e-4), (p, key)
 
 
 @pytest.mark.slow

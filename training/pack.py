@@ -131,4 +131,6 @@ def pack_jobs(cfg, overrides: list[str]) -> list[tuple[object, list[str]]]:
     members += [list(m) for m in spec.get("members") or []]
     if not members:
         return [(cfg, list(overrides))]
-    return [(compose(keep + m), keep + m) for m in members]
+    key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731  (a member's own value wins)
+    jobs = [[o for o in keep if key(o) not in {key(x) for x in m}] + m for m in members]
+    return [(compose(job), job) for job in jobs]
