@@ -191,10 +191,10 @@ def test_lora_of_lora_through_joblib(tmp_path):
 def test_a_crashing_run_is_reported_and_its_dependents_wait(tmp_path, monkeypatch):
     """A run that raises (no metrics.json) is an error: the sweep goes on, the RTE run that would
     start from it stays blocked, and the next sweep tries it again."""
-    def crash(cfg, overrides=()):
+    def crash(jobs):
         raise ValueError("broken data")
 
-    monkeypatch.setattr(training_run, "run", crash)
+    monkeypatch.setattr(training_run, "run_pack", crash)
     args = [*SMOKE, f"results_dir={tmp_path}", "grid.methods=[lora]", "grid.lr=[0.003]", "grid.seeds=[0]"]
     summary = run_sweep(args)
     assert summary["launched"] == 1 and summary["counts"] == {"error": 1, "blocked": 1}

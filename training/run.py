@@ -112,6 +112,8 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
             log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
         member.history = keep_epochs(member.directory / "epochs.jsonl", resumed["epoch"] if resumed else 0)
     done_epochs = len(members[0].history)
+    # Compiled once: the packed modules stay the same objects between epochs, so the graphs are reused.
+    net = torch.compile(pack.model) if cfg.compile else pack.model
 
     name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
     progress = Progress(name, steps_per_epoch, {str(m.directory): m.directory / "tensorboard" for m in members}
@@ -122,10 +124,11 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
             if not live:
                 break
             progress.start_epoch(epoch, cfg.epochs)
-            stats = train_epoch(pack.use_pack(live), live, [data.train_loader(epoch, m.cfg.seed) for m in live],
+            pack.use_pack(live)
+            stats = train_epoch(net, live, [data.train_loader(epoch, m.cfg.seed) for m in live],
                                 pad_token_id=pad_token_id, device=device, precision=cfg.precision,
                                 max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress)
-            scores = evaluate(pack.use_pack(live), len(live), data, task, device, cfg.precision)
+            scores = evaluate(net, len(live), data, task, device, cfg.precision)
             for k, member in enumerate(live):
                 if member.failure is not None:
                     finish(member)  # at once: a failure is final, whatever happens to the others
@@ -151,7 +154,8 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
     for member in live:
         adapters.load_trainable(pack.use(member), member.directory / "adapter.safetensors")
     if live:
-        write_all_predictions(pack.use_pack(live), live, data, device, cfg.precision)
+        pack.use_pack(live)
+        write_all_predictions(net, live, data, device, cfg.precision)
 
 
 def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:
