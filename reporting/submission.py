@@ -1,8 +1,9 @@
 """The GLUE submission zip from the chosen runs' test predictions (``predictions/<GLUE file>.tsv``)."""
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
+
+from glue import make_submission_zip
 
 from .tasks import GLUE_FILES, TASK_FILES
 
@@ -20,9 +21,5 @@ def collect_prediction_files(run_by_task: dict[str, str]) -> dict[str, Path]:
 
 def write_submission(zip_path: Path, files: dict[str, Path]) -> list[str]:
     """Write the zip (flat, GLUE names); return the GLUE files still missing for a full submission."""
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in GLUE_FILES:
-            if name in files:
-                zf.write(files[name], arcname=name)
+    make_submission_zip([files[name] for name in GLUE_FILES if name in files], zip_path)
     return [n for n in GLUE_FILES if n not in files]

@@ -1,18 +1,14 @@
 """GLUE task metadata used by the report (names follow docs/run_directory.md and methods.md)."""
 from __future__ import annotations
 
+from glue import SUBMISSION_FILES, TASKS
+
 TASK_ORDER = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb", "wnli", "ax"]
 
-MAIN_METRIC = {
-    "cola": "matthews", "sst2": "accuracy", "mrpc": "accuracy", "stsb": "pearson",
-    "qqp": "accuracy", "mnli": "accuracy_matched", "qnli": "accuracy", "rte": "accuracy",
-    "wnli": "accuracy", "ax": "matthews",
-}
+# The GLUE server scores the diagnostic set (AX) with Matthews' correlation.
+MAIN_METRIC = {name: spec.main_metric for name, spec in TASKS.items()} | {"ax": "matthews"}
 
-DISPLAY = {
-    "cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
-    "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI", "ax": "AX", "average": "Avg",
-}
+DISPLAY = {name: spec.glue_dir_name for name, spec in TASKS.items()} | {"ax": "AX", "average": "Avg"}
 
 # Official GLUE test-set sizes (methods.md). MNLI's headline number is the matched set.
 TEST_SIZE = {
@@ -23,14 +19,10 @@ TEST_SIZE = {
 # Metrics for which the Bernoulli half-width is not defined.
 NON_BERNOULLI = {"matthews", "pearson", "spearman"}
 
-# The GLUE server's file names, and which task's run produces them.
-GLUE_FILES = ["CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
-              "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"]
-TASK_FILES = {
-    "cola": ["CoLA.tsv"], "sst2": ["SST-2.tsv"], "mrpc": ["MRPC.tsv"], "stsb": ["STS-B.tsv"],
-    "qqp": ["QQP.tsv"], "mnli": ["MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"], "qnli": ["QNLI.tsv"],
-    "rte": ["RTE.tsv"], "wnli": ["WNLI.tsv"], "ax": ["AX.tsv"],
-}
+# The GLUE server's file names, and which task's run produces them (the MNLI run predicts AX too).
+GLUE_FILES = list(SUBMISSION_FILES)
+TASK_FILES = {name: [f"{stem}.tsv" for _, stem in spec.test_splits] for name, spec in TASKS.items()}
+TASK_FILES["mnli"].append("AX.tsv")
 
 _ALIASES = {
     "sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli_m": "mnli", "mnli-matched": "mnli",
