@@ -3,7 +3,7 @@
 An :class:`AdapterLayer` computes ``h = base(x) + update(x)`` or, when the method scales the frozen
 weight (SymLoRA's ``lambda``), ``h = lambda * (W0 x) + b + update(x)``.  Methods implement only
 ``update`` (``s * dW x`` from the factors, never building ``dW``), ``delta_weight`` (``s * dW`` as a
-``(d_out, d_in)`` matrix) and optionally ``base_scale`` and ``lora_factors``.  Merge, PEFT export,
+``(d_out, d_in)`` matrix), ``factors`` (``B A = s * dW``) and optionally ``base_scale``.  Merge, PEFT export,
 state handling and per-layer norms are written once, on top of these, in the other modules.
 
 Random tensors come from a ``torch.Generator`` seeded per module (:func:`module_generator`), so
@@ -93,10 +93,16 @@ class AdapterLayer(nn.Module):
         """``s * dW`` as an exact ``(d_out, d_in)`` matrix."""
         raise NotImplementedError
 
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        """``(B, A)`` with ``B A = s * dW`` (scaling folded into B): the update as a rank-r product,
+        whatever scales ``W0`` (packs apply many runs' updates as two batched matmuls with it)."""
+        raise NotImplementedError
+
     def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(B, A)`` with ``B A = s * dW`` (scaling folded into B) if the layer is exactly a
-        rank-r LoRA update of an unscaled ``W0`` (PEFT-exportable), else ``None``."""
-        return None
+        """:meth:`factors` if the layer is exactly a rank-r LoRA update of an unscaled ``W0``
+        (PEFT-exportable), else ``None`` (SymLoRA with lambda != 1)."""
+        lam = self.base_scale()
+        return self.factors() if lam is None or float(lam.detach()) == 1.0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lam = self.base_scale()

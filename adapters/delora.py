@@ -50,5 +50,5 @@ class DeLoRALayer(AdapterLayer):
     def delta_weight(self) -> torch.Tensor:
         return self.delora_B @ self.sigma_matrix() @ self.delora_A * self.scaling
 
-    def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.delora_B * self.scaling, self.sigma_matrix() @ self.delora_A

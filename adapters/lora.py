@@ -33,5 +33,5 @@ class LoRALayer(AdapterLayer):
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B @ self.lora_A) * self.scaling
 
-    def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lora_B * self.scaling, self.lora_A

@@ -47,7 +47,5 @@ class SymLoRALayer(AdapterLayer):
     def delta_weight(self) -> torch.Tensor:
         return (self.Q * self.Lambda) @ self.Q.T * self.scaling
 
-    def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.lam is not None and float(self.lam.detach()) != 1.0:
-            return None  # lambda scales W0: only the merged model is exportable
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.Q * self.Lambda * self.scaling, self.Q.T

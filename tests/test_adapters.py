@@ -294,3 +294,22 @@ def test_method_files_have_equation_docstrings():
     assert "B A x" in one_sided.__doc__
     for mod in (lora, symlora, delora, one_sided):
         assert len(inspect.getsource(mod).splitlines()) <= 70
+
+
+@pytest.mark.parametrize("method", ["lora", "symlora", "delora", "b_only", "a_only"])
+def test_factors_multiply_to_the_delta_weight(method):
+    """factors() = (B, A) with B A = s·ΔW, λ or not: packs apply updates through it."""
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+    torch.manual_seed(0)
+    model = RobertaForSequenceClassification(RobertaConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64))
+    adapters.inject(model, method, rank=4, alpha=8)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    for _, layer in adapters.adapter_layers(model):
+        b, a = layer.factors()
+        torch.testing.assert_close(b @ a, layer.delta_weight())
+        x = torch.randn(3, layer.d_in)
+        torch.testing.assert_close(x @ a.T @ b.T, layer.update(x))

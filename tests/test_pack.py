@@ -88,3 +88,29 @@ def test_pack_settings_expand_to_the_runs_a_lone_run_would_be():
     overrides = ["task=rte", 'pack.members=[["seed=3","lr=1e-3"],["seed=4"]]']
     assert [(c.seed, c.lr) for c, _ in pack_jobs(compose(overrides), overrides)] == [(3, 1e-3), (4, 5e-4)]
     assert len(pack_jobs(compose(["task=rte"]), ["task=rte"])) == 1
+
+
+def test_packed_layer_batched_and_looped_paths_agree():
+    """Two batched matmuls for K runs' updates, or a loop over their own update(): the same outputs
+    (with λ ≠ 1 too), and each run's slice equals that run's layer applied alone."""
+    import adapters
+    from adapters.symlora import SymLoRALayer
+    from training.pack import PackedLayer
+
+    torch.manual_seed(0)
+    base = torch.nn.Linear(16, 16)
+    layers = [SymLoRALayer(base, 4, 8, dropout=0.1, name="q", generator=adapters.module_generator(k, "q"))
+              for k in range(3)]
+    for layer in layers:
+        with torch.no_grad():
+            layer.Lambda.normal_()
+            layer.lam.fill_(0.5 + torch.rand(()).item())
+        layer.eval()  # dropout off, so both paths compute the same function
+    packed = PackedLayer(layers)
+    x = torch.randn(3 * 2, 5, 16)
+    assert not packed.batched
+    looped = packed(x)
+    packed.batched = True
+    torch.testing.assert_close(packed(x), looped)
+    for k, layer in enumerate(layers):
+        torch.testing.assert_close(looped[2 * k:2 * k + 2], layer(x[2 * k:2 * k + 2]))

@@ -24,23 +24,33 @@ from adapters.inject import set_submodule
 
 
 class PackedLayer(nn.Module):
-    """K adapter layers over one frozen linear: the input holds K equal sub-batches, in order."""
+    """K adapter layers over one frozen linear: the input holds K equal sub-batches, in order.
+
+    The frozen matmul runs once for all K; the K updates B_k A_k x_k run as two batched matmuls
+    (a loop over the runs' own `update` only when an adapter applies dropout to its input)."""
 
     def __init__(self, layers: list[adapters.AdapterLayer]):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.base = layers[0].base  # shared by all of them
+        self.batched = all(isinstance(layer.dropout, nn.Identity) for layer in layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = x.chunk(len(self.layers))
-        if self.layers[0].base_scale() is None:  # W0 x + b once for the whole batch
-            frozen = self.base(x).chunk(len(self.layers))
-        else:  # SymLoRA: λ_k · (W0 x) + b, W0 x still once
-            bias = self.base.bias if self.base.bias is not None else 0.0
-            frozen = [y * layer.base_scale() + bias for y, layer in
-                      zip(F.linear(x, self.base.weight).chunk(len(self.layers)), self.layers)]
-        return torch.cat([y + layer.update(part).to(y.dtype)
-                          for y, layer, part in zip(frozen, self.layers, parts)])
+        runs = len(self.layers)
+        flat = x.reshape(runs, -1, x.shape[-1])  # row k: run k's sub-batch, all its tokens
+        scales = [layer.base_scale() for layer in self.layers]
+        if scales[0] is None:
+            frozen = self.base(flat)
+        else:  # SymLoRA: λ_k · (W0 x) + b
+            frozen = F.linear(flat, self.base.weight) * torch.stack(scales).view(runs, 1, 1)
+            if self.base.bias is not None:
+                frozen = frozen + self.base.bias
+        if self.batched:
+            b, a = (torch.stack(f) for f in zip(*(layer.factors() for layer in self.layers)))
+            update = torch.bmm(torch.bmm(flat.to(a.dtype), a.mT), b.mT)
+        else:
+            update = torch.stack([layer.update(part) for layer, part in zip(self.layers, flat)])
+        return (frozen + update.to(frozen.dtype)).reshape(*x.shape[:-1], -1)
 
 
 class PackedHead(nn.Module):
