@@ -114,3 +114,23 @@ def test_packed_layer_batched_and_looped_paths_agree():
     torch.testing.assert_close(packed(x), looped)
     for k, layer in enumerate(layers):
         torch.testing.assert_close(looped[2 * k:2 * k + 2], layer(x[2 * k:2 * k + 2]))
+
+
+def test_interrupted_pack_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
+    import training.checkpoint
+    straight = run_pack(jobs(tiny_run, tmp_path / "straight", "lora"))
+    real_save, saves = training.checkpoint.save, []
+
+    def save_then_die(directory, *args):
+        real_save(directory, *args)
+        saves.append(directory)
+        if len(saves) == len(MEMBERS):  # every run has its epoch-1 checkpoint: killed
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_pack(jobs(tiny_run, tmp_path / "resumed", "lora"))
+    monkeypatch.setattr(training.checkpoint, "save", real_save)
+    resumed = run_pack(jobs(tiny_run, tmp_path / "resumed", "lora"))
+    for a, b in zip(straight, resumed):
+        close(b, a)

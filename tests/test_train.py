@@ -193,3 +193,28 @@ def test_weight_decay_spares_biases_layernorms_and_symlora_lambda(tiny_run):
     assert decayed and all(n.endswith(("Q", "Lambda", "weight")) for n in decayed)
     assert all(n.endswith(("bias", "lam")) for n in plain) and any(n.endswith("lam") for n in plain)
     assert decayed | plain == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_out_of_memory_names_batch_size_and_length(tiny_run, monkeypatch):
+    import training.run
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training.run, "train_epoch", oom)
+    cfg, overrides = tiny_run("task=rte", "init_from=null", "batch_size=16", "max_seq_len=32")
+    metrics = run(cfg, overrides)
+    assert metrics["status"] == "failed"
+    assert "batch_size=16" in metrics["reason"] and "max_seq_len=32" in metrics["reason"]
+
+
+def test_report_reads_a_real_run(tiny_run, tmp_path):
+    """report.py on what train.py wrote: a table a newcomer can read."""
+    cfg, overrides = tiny_run("task=rte", "init_from=null")
+    run(cfg, overrides)
+    out = subprocess.run([sys.executable, "report.py", f"results_dir={cfg.results_dir}"], cwd=HARNESS_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| RTE" in out.stdout or "RTE |" in out.stdout
+    assert "lora (r=8)" in out.stdout and "1 of 1" in out.stdout
+    assert (Path(cfg.results_dir) / "tables" / "all.md").exists()
