@@ -218,3 +218,19 @@ def test_report_reads_a_real_run(tiny_run, tmp_path):
     assert "| RTE" in out.stdout or "RTE |" in out.stdout
     assert "lora (r=8)" in out.stdout and "1 of 1" in out.stdout
     assert (Path(cfg.results_dir) / "tables" / "all.md").exists()
+
+
+def test_length_grouped_batches_pad_less(tiny_run):
+    from training.data import RunData
+    from training.model import build_tokenizer
+    from glue import get_task
+
+    padding = {}
+    for grouped in (False, True):
+        cfg, _ = tiny_run("task=qqp", f"group_by_length={str(grouped).lower()}", "max_seq_len=128")
+        data = RunData(cfg, get_task("qqp"), build_tokenizer(cfg))  # the sample's most varied lengths
+        batches = list(data.train_loader(1, seed=0))
+        assert sorted(i for b in batches for i in b["idx"].tolist()) == list(range(data.train_size))
+        padding[grouped] = sum(int((b["attention_mask"] == 0).sum()) for b in batches)
+        assert [b["idx"].tolist() for b in data.train_loader(1, seed=0)] == [b["idx"].tolist() for b in batches]
+    assert padding[True] < padding[False]

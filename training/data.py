@@ -9,6 +9,7 @@ import datasets
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, RandomSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from glue import get_task, load_glue, make_collator, tokenize_glue
 from training.config import resolve_path
@@ -29,6 +30,8 @@ class RunData:
                 log.info("no AX test set (%s): AX.tsv is not written", missing)
         self.collate = make_collator(tokenizer, pad_to_multiple_of=cfg.pad_to_multiple_of)
         self.train_size = len(self.splits[task.name]["train"])
+        self.train_lengths = ([len(ids) for ids in self.splits[task.name]["train"]["input_ids"]]
+                              if cfg.get("group_by_length") else None)
 
     def _load(self, task, tokenizer):
         data = self.cfg.data
@@ -41,7 +44,11 @@ class RunData:
         """Epoch `epoch`'s order comes from (seed, epoch) alone, so a resumed run sees the same data."""
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         train = self.splits[self.task.name]["train"]
-        return DataLoader(train, batch_size=self.cfg.batch_size, sampler=RandomSampler(train, generator=generator),
+        if self.train_lengths is not None:  # shuffled, then similar lengths batched together: less padding
+            sampler = LengthGroupedSampler(self.cfg.batch_size, lengths=self.train_lengths, generator=generator)
+        else:
+            sampler = RandomSampler(train, generator=generator)
+        return DataLoader(train, batch_size=self.cfg.batch_size, sampler=sampler,
                           collate_fn=self.collate, num_workers=self.cfg.num_workers,
                           pin_memory=torch.cuda.is_available())
 

@@ -113,7 +113,8 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
         member.history = keep_epochs(member.directory / "epochs.jsonl", resumed["epoch"] if resumed else 0)
     done_epochs = len(members[0].history)
     # Compiled once: the packed modules stay the same objects between epochs, so the graphs are reused.
-    net = torch.compile(pack.model) if cfg.compile else pack.model
+    net = (torch.compile(pack.model, mode=None if cfg.compile is True else cfg.compile) if cfg.compile
+           else pack.model)
 
     name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
     progress = Progress(name, steps_per_epoch, {str(m.directory): m.directory / "tensorboard" for m in members}
