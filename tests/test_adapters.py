@@ -1,5 +1,4 @@
 """Behavioural tests of adapters/ on a tiny RoBERTa (hidden 32, 2 layers)."""
-import copy
 import inspect
 
 import pytest
@@ -9,7 +8,6 @@ from transformers import (BertConfig, BertForSequenceClassification, RobertaConf
                           RobertaForSequenceClassification)
 
 import adapters
-from adapters import AdapterLayer
 
 CFG = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
            intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,

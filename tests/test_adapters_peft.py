@@ -5,7 +5,7 @@ import torch
 import adapters
 
 peft = pytest.importorskip("peft")
-from test_adapters import EXPORTABLE, X, base_model, injected, logits, perturb  # noqa: E402
+from test_adapters import EXPORTABLE, base_model, injected, logits, perturb  # noqa: E402
 
 
 @pytest.mark.parametrize("alpha", [8, 16])

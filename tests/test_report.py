@@ -8,7 +8,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from scipy import stats
 

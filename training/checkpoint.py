@@ -3,7 +3,6 @@ best-so-far record (torch.save, read back with weights_only=True). The data posi
 count: each epoch's order is drawn from (seed, epoch), so nothing else needs saving."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
