@@ -87,8 +87,9 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
             fit(pack, group, data, task, device, tokenizer.pad_token_id)
         except torch.cuda.OutOfMemoryError as error:
             for member in group:
-                member.failure = (f"CUDA out of memory at batch_size={member.cfg.batch_size} × {len(group)} "
-                                  f"runs, max_seq_len={member.cfg.max_seq_len}: lower either "
+                runs = f" × {len(group)} packed runs" if len(group) > 1 else ""
+                member.failure = (f"CUDA out of memory at batch_size={member.cfg.batch_size}{runs}, "
+                                  f"max_seq_len={member.cfg.max_seq_len}: lower either "
                                   f"({str(error).splitlines()[0]})")
         for member in group:
             member.info["time_s"] = time.perf_counter() - started
