@@ -42,7 +42,8 @@ class PackedLayer(nn.Module):
         if scales[0] is None:
             frozen = self.base(flat)
         else:  # SymLoRA: λ_k · (W0 x) + b
-            frozen = F.linear(flat, self.base.weight) * torch.stack(scales).view(runs, 1, 1)
+            frozen = F.linear(flat, self.base.weight)
+            frozen = frozen * torch.stack(scales).view(runs, 1, 1).to(frozen.dtype)
             if self.base.bias is not None:
                 frozen = frozen + self.base.bias
         if self.batched:
