@@ -22,7 +22,7 @@ def _factors_from(lora_state, alpha) -> dict[str, tuple[torch.Tensor, torch.Tens
     """{module: (s·B, A)} from a LoRA model, a state dict or a safetensors file."""
     if isinstance(lora_state, nn.Module):
         out = {n: (l.lora_B.detach() * l.scaling, l.lora_A.detach())
-               for n, l in adapter_layers(lora_state) if isinstance(l, LoRALayer)}
+               for n, l in adapter_layers(lora_state) if type(l) is LoRALayer}  # plain LoRA, not B-only/A-only
     else:
         if isinstance(lora_state, (str, Path)):
             from safetensors.torch import load_file

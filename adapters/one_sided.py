@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .base import FROZEN_INITS, AdapterLayer, random_factor
+from .lora import LoRALayer
 
 
-class OneSidedLoRALayer(AdapterLayer):
-    """``h = W0 x + b + s · B A x`` with A (``trained="B"``) or B (``trained="A"``) frozen."""
+class OneSidedLoRALayer(LoRALayer):
+    """``h = W0 x + b + s · B A x`` with A (``trained="B"``) or B (``trained="A"``) frozen: LoRA's
+    forward, ΔW and factors, other factors."""
 
     method = "one_sided"
 
@@ -30,7 +31,7 @@ class OneSidedLoRALayer(AdapterLayer):
         if frozen_init not in FROZEN_INITS:
             raise ValueError(f"unknown frozen_init {frozen_init!r}; known: {FROZEN_INITS}")
         self.method = "b_only" if trained == "B" else "a_only"
-        super().__init__(base, rank, alpha, dropout, name)
+        AdapterLayer.__init__(self, base, rank, alpha, dropout, name)  # not LoRA's init: other factors
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         if trained == "B":
             self.register_buffer("lora_A", self._factor(
@@ -40,13 +41,3 @@ class OneSidedLoRALayer(AdapterLayer):
             self.lora_A = nn.Parameter(self._factor(torch.zeros(rank, self.d_in)))
             self.register_buffer("lora_B", self._factor(
                 random_factor((self.d_out, rank), frozen_init, gen)))
-
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(x).to(self.lora_A.dtype)
-        return F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
-
-    def delta_weight(self) -> torch.Tensor:
-        return (self.lora_B @ self.lora_A) * self.scaling
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.lora_B * self.scaling, self.lora_A

@@ -21,6 +21,7 @@ from torch import nn
 
 import adapters
 from adapters.inject import set_submodule
+from training.config import compose
 
 
 class PackedLayer(nn.Module):
@@ -66,7 +67,7 @@ class PackedHead(nn.Module):
                           zip(self.heads, features.chunk(len(self.heads)))])
 
 
-@dataclass
+@dataclass(eq=False)  # a run is itself, not its field values
 class Member:
     """One run of a pack: its configuration, directory, modules and optimisation state."""
     cfg: object
@@ -92,8 +93,9 @@ class Pack:
         """Take `model`'s adapter layers and head as a new member; its frozen linears are replaced by
         the shared backbone's (the first member's model *is* the backbone)."""
         layers = dict(adapters.adapter_layers(model))
-        for name, layer in layers.items():
-            layer.base = self.members[0].layers[name].base if self.members else layer.base
+        if self.members:
+            for name, layer in layers.items():
+                layer.base = self.members[0].layers[name].base
         member = Member(cfg, directory, layers, getattr(model, self.head_name))
         self.members.append(member)
         return member
@@ -132,8 +134,6 @@ def concat_batches(batches: list[dict], pad_token_id: int) -> dict:
 def pack_jobs(cfg, overrides: list[str]) -> list[tuple[object, list[str]]]:
     """The runs `pack.*` asks for, each as (config, overrides) exactly as if run alone: the crossing
     of `pack.seed`, `pack.lr` and `pack.weight_decay`, plus each of `pack.members`. No pack: one run."""
-    from training.config import compose
-
     spec = cfg.get("pack") or {}
     keep = [o for o in overrides if not o.lstrip("+~").startswith("pack.")]
     axes = [[f"{key}={value}" for value in spec[name]] for name, key in

@@ -261,7 +261,7 @@ def find_init_run(cfg: DictConfig, overrides) -> Path | None:
     if cfg.init_from != "mnli":
         directory = Path(cfg.init_from)
     else:
-        keep = [o for o in overrides if not o.lstrip("+~").startswith(("task=", "init_from=", "pack."))]
+        keep = [o for o in overrides if not o.lstrip("+~").startswith(("task=", "init_from="))]
         if cfg.adapter.name in FROM_LORA:
             keep = [o for o in keep if not o.startswith("adapter=")] + ["adapter=lora"]
         directory = run_dir(compose(keep + ["task=mnli", "init_from=null"]))
