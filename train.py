@@ -7,6 +7,8 @@
 
 The run directory it leaves is described in docs/run_directory.md.
 """
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -14,11 +16,15 @@ from omegaconf import DictConfig
 from training.config import CONFIG_DIR  # registers the config resolvers
 from training.pack import pack_jobs
 from training.run import run_pack
+from training.schema import ConfigError
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
-    results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
+    try:
+        results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
+    except ConfigError as error:  # a bad option: one clear message, no traceback
+        sys.exit(f"train.py: {error}")
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
     metrics = results[0]
     return metrics["best"][metrics["main_metric"]] if len(results) == 1 and metrics["status"] == "done" else None

@@ -181,7 +181,7 @@ def groups(grid: Grid, passthrough_overrides: Sequence[str] = ()) -> list[Group]
     out = []
     for task, method in itertools.product(grid.tasks, grid.methods):
         for rank in grid.ranks[method]:
-            dims = [f"task={task}", f"adapter={method}"] + ([f"adapter.rank={rank}"] if rank is not None else [])
+            dims = [f"grid_name={grid.name}", f"task={task}", f"adapter={method}"] + ([f"adapter.rank={rank}"] if rank is not None else [])
             base = merge_overrides(grid.overrides, grid.method_overrides.get(method, ()),
                                    passthrough_overrides, dims)
             out.append(Group(task=task, method=method, rank=rank, base=tuple(base), settings=grid.settings,

@@ -1,5 +1,5 @@
 """A run's identity: its configuration, composed as ``python train.py <overrides>`` composes it, and
-the directory training.run_dir derives from it. Nothing else (no sweep name, no stage, no job
+the directory rundir.run_dir derives from it. Nothing else (no sweep name, no stage, no job
 number) enters it, so every grid that contains a run finds the same directory.
 
 Composing through Hydra costs milliseconds per call and a paper table is hundreds of runs, so the
@@ -10,15 +10,15 @@ unit test checks it against a full compose).
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig
 
+import rundir
+from rundir import run_dir
 from training.config import CONFIG_DIR, resolved
-from training.run_dir import read_metrics, run_dir
 
 TRAIN_CONFIG = "train"
 
@@ -99,15 +99,12 @@ class Status:
 
 
 def status(directory: Path | None) -> Status:
+    """Read through rundir.read_run; an unfinished or corrupt run is still to do ("missing"): training
+    resumes the first and replaces the second's unreadable metrics.json."""
     if directory is None:
         return Status("missing")
-    try:
-        metrics = read_metrics(directory)
-    except (OSError, json.JSONDecodeError):  # being written by a non-atomic writer: not finished
-        return Status("missing")
-    if metrics is None:
-        return Status("missing")
-    return Status("failed" if metrics.get("status") == "failed" else "done", metrics)
+    record = rundir.read_run(directory)
+    return Status(record.status, record.metrics) if record.finished else Status("missing")
 
 
 __all__ = ["Composer", "Status", "compose_unresolved", "quote", "run_dir", "run_overrides", "status"]

@@ -5,13 +5,14 @@ launcher at it), i.e. exactly what ``python train.py <overrides>`` runs, so the 
 the same. The object is pickled to the workers (joblib, submitit): keep it plain.
 
 With a GPU pool (``gpus=N`` or ``gpus=[0,2]``), each job takes a free GPU of the pool for its
-duration (an exclusive file lock per GPU, machine-local) and runs on it (``device=cuda:<i>``): with
+duration (an exclusive file lock per GPU, machine-local, in a folder only the user can enter) and runs on it (``device=cuda:<i>``): with
 the joblib launcher running N jobs at once, that is one run per GPU.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -39,9 +40,26 @@ def gpu_count(gpus) -> int:
 
 
 def lock_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / f"glue-sweep-gpu-locks-{os.getuid()}"
-    path.mkdir(parents=True, exist_ok=True)
+    """$XDG_RUNTIME_DIR (per user, mode 0700) when there is one, else a 0700 folder of ours under the
+    temporary directory. A folder there that is not ours, or is a link, is refused: another user could
+    otherwise plant links in it and have us open their targets."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime and Path(runtime).is_dir() else Path(tempfile.gettempdir())
+    path = base / f"glue-sweep-gpu-locks-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{path} is not a private folder of this user (a link, another owner, or open "
+                              "to others): remove it, or set XDG_RUNTIME_DIR to a private folder")
     return path
+
+
+def open_lock(path: Path) -> int:
+    """The lock file, created if needed, never truncated and never reached through a link."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
 
 
 @contextmanager
@@ -50,17 +68,17 @@ def claim_gpu(pool: list[int], directory: Path | None = None, poll_s: float = 1.
     directory = directory or lock_dir()
     while True:
         for gpu in pool:
-            f = open(directory / f"gpu{gpu}.lock", "w")
+            fd = open_lock(directory / f"gpu{gpu}.lock")
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                f.close()
+                os.close(fd)
                 continue
             try:
                 yield gpu
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
             return
         time.sleep(poll_s)
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from training.run_dir import run_dir, setting_name
+from rundir import run_dir, setting_name
 
 from .grid import Group
 from .identity import Composer, Status, run_overrides, status

@@ -13,12 +13,11 @@ batch_size, seed, state, score, run_dir) and ``choices.json`` (docs/run_director
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from training.run_dir import write_json_atomic
+from rundir import best_mean, write_json_atomic
 
 SEARCH, REPLICATE = "search", "replicate"
 
@@ -41,16 +40,9 @@ def mean(values: Sequence[float]) -> float | None:
 
 def best_setting(scores: Sequence[Sequence[float | None]]) -> tuple[int, float, int] | None:
     """Index, mean score and seed count of the best candidate; ``scores[i]`` holds candidate i's
-    scores per search seed (None: not done or no score). None when no candidate has a score."""
-    best, best_key = None, None
-    for index, values in enumerate(scores):
-        done = [v for v in values if v is not None and not math.isnan(v)]
-        if not done:
-            continue
-        key = (mean(done), len(done), -index)
-        if best_key is None or key > best_key:
-            best, best_key = (index, mean(done), len(done)), key
-    return best
+    scores per search seed (None: not done or no score). None when no candidate has a score.
+    The rule is rundir.best_mean's, which the report uses too."""
+    return best_mean(dict(enumerate(scores)))
 
 
 def choice_record(group, choice: Choice) -> dict:

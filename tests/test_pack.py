@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from training.config import compose
 from training.pack import pack_jobs
 from training.run import run, run_pack
-from training.run_dir import run_dir
+from rundir import run_dir
 
 TIMING = ("time_s", "examples_per_s")
 MEMBERS = [["seed=0", "lr=1e-3"], ["seed=1", "lr=3e-3"], ["seed=2", "lr=1e-3", "optim.weight_decay=0.0"]]

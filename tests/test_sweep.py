@@ -14,7 +14,7 @@ from sweeping.identity import Composer, quote, run_overrides
 from sweeping.plan import make_plan
 from sweeping.stages import best_setting, write_records
 from training.config import CONFIG_DIR, compose
-from training.run_dir import run_dir, setting_name, write_json_atomic
+from rundir import run_dir, setting_name, write_json_atomic
 
 GRID_DIR = CONFIG_DIR / "grid"
 

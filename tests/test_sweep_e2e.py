@@ -9,7 +9,11 @@ import torch
 
 from sweeping.cli import run_sweep
 from training import run as training_run
-from training.run_dir import read_metrics, write_json_atomic
+from rundir import read_run, write_json_atomic
+
+
+def read_metrics(directory):
+    return read_run(directory).metrics or None
 
 SMOKE = ["grid=smoke"]
 REAL_RUN_PACK = training_run.run_pack
@@ -203,3 +207,24 @@ def test_a_crashing_run_is_reported_and_its_dependents_wait(tmp_path, monkeypatc
     search = json.loads((tmp_path / "sweeps" / "smoke" / "replicate.json").read_text())
     assert [e["state"] for e in search] == ["error", "blocked"]
     assert run_sweep([*args, "dry_run=true"])["counts"] == {"todo": 1, "blocked": 1}
+
+
+def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
+    """Two `sweep.py` on one results folder: every run trained by one of them (the other waits on the
+    run's lock and finds it finished), one epochs.jsonl line per epoch, both end well."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    args = [sys.executable, str(root / "sweep.py"), *SMOKE, f"results_dir={tmp_path}", "grid.methods=[lora]",
+            "grid.lr=[0.003]"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    sweeps = [subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+              for _ in range(2)]
+    outputs = [s.communicate(timeout=600) for s in sweeps]
+    assert [s.returncode for s in sweeps] == [0, 0], outputs
+    runs = finished_runs(tmp_path)
+    assert len(runs) == 4  # mnli, rte × seeds 0, 1
+    for run in runs:
+        assert [json.loads(x)["epoch"] for x in (run / "epochs.jsonl").read_text().splitlines()] == [1]
+        assert read_metrics(run)["grid"] == "smoke" and read_metrics(run)["experiment"] == "quickstart"

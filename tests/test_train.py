@@ -16,7 +16,7 @@ import training.loop
 from training.config import HARNESS_ROOT, compose
 from training.model import build_model, load_init_state
 from training.run import run
-from training.run_dir import run_dir
+from rundir import run_dir
 
 METHODS = ("lora", "symlora", "delora", "b_only", "a_only", "head_only", "bitfit", "full")
 TIMING = ("time_s", "examples_per_s")
@@ -81,8 +81,8 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypa
 
     real_save = training.checkpoint.save
 
-    def save_then_die(directory, model, optimizer, scheduler, epoch, best):
-        real_save(directory, model, optimizer, scheduler, epoch, best)
+    def save_then_die(directory, model, optimizer, scheduler, epoch, *rest):
+        real_save(directory, model, optimizer, scheduler, epoch, *rest)
         if epoch == 2:
             raise KeyboardInterrupt  # killed right after the second epoch's checkpoint
 

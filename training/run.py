@@ -4,28 +4,34 @@ that differ only in seed, learning rate or weight decay can train as one pack (t
 a single run is a pack of one."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import json
 import logging
 import math
 import platform
-import shutil
+import random
+import signal
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 import adapters
+import rundir
 from glue import compute_metrics, get_task, write_predictions, write_validation_predictions
 from training import checkpoint
 from training.config import compose, resolved
 from training.data import RunData
 from training.loop import make_optimizer, make_scheduler, predict, train_epoch
-from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state
+from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, Pack
 from training.progress import Progress, run_name
-from training.run_dir import read_metrics, run_dir, setting_name, write_json_atomic
+from training.schema import validate
 
 log = logging.getLogger("train")
 HARNESS_VERSION = "0.1.0"
@@ -40,43 +46,77 @@ def run(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     return run_pack([(cfg, overrides)])[0]
 
 
+class Interrupted(BaseException):
+    """SIGTERM (SLURM preemption, a scheduler's kill) arrived: stop now; the checkpoint of the last
+    finished epoch stays, and the same command resumes from it. A BaseException so that no
+    `except Exception` on the way mistakes it for the run's own failure."""
+
+
 def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list[dict]:
     """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics."""
     cfgs = [resolved(cfg) for cfg, _ in jobs]
+    for cfg in cfgs:  # every option checked before anything is written
+        validate(cfg)
     check_packable(cfgs)
     task = get_task(cfgs[0].task.name)
-    results: list[dict | None] = [None] * len(cfgs)
-    todo = []
-    for i, cfg in enumerate(cfgs):
-        finished = read_metrics(run_dir(cfg))
-        if finished and not cfg.rerun:
-            log.info("%s is finished (%s): skipped; rerun=true runs it again", run_dir(cfg), finished["status"])
-            results[i] = finished
-        else:
-            todo.append(i)
-    if not todo:
-        return results
+    directories = [rundir.run_dir(cfg) for cfg in cfgs]
+    starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
+    with rundir.lock_runs(directories), stop_on_sigterm():  # one process per run, whatever launched it
+        todo = [i for i, (cfg, directory) in enumerate(zip(cfgs, directories)) if needs_training(cfg, directory)]
+        if todo:
+            try:
+                train_members(cfgs, directories, starts, todo, task)
+            except Interrupted:
+                log.warning("SIGTERM: stopped %s; the same command resumes from the last finished epoch",
+                            ", ".join(str(directories[i]) for i in todo))
+                raise SystemExit(128 + signal.SIGTERM) from None
+    return [rundir.read_run(directory).metrics for directory in directories]
 
+
+def needs_training(cfg: DictConfig, directory: Path) -> bool:
+    """Whether the run in `directory` (locked by us) is still to train; prepares its folder if so."""
+    if cfg.rerun:
+        if directory.exists():
+            rundir.files.clear(directory, keep=(rundir.lock.LOCK,))
+        return True
+    rundir.clean_temporary_files(directory)
+    record = rundir.read_run(directory)
+    if record.finished:
+        log.info("%s is finished (%s): skipped; rerun=true runs it again", directory, record.status)
+        checkpoint.remove(directory)  # left by a kill between metrics.json and its cleanup
+        return False
+    if record.status == "corrupt":
+        if not (directory / rundir.METRICS).exists():
+            raise ValueError(f"{record.reason}; rerun=true starts the run afresh")
+        log.warning("%s; training again (resuming from its checkpoint if there is one)", record.reason)
+        (directory / rundir.METRICS).rename(directory / f"{rundir.METRICS}.corrupt")
+        record = rundir.read_run(directory)
+    if record.config:  # an interrupted run: it resumes only under the configuration it started with
+        changed = rundir.differences(rundir.identity(record.config), rundir.identity(cfg))
+        if changed:
+            raise ValueError(f"{directory} holds a run of another configuration: "
+                             + "; ".join(f"{key} is {old!r} there, {new!r} now" for key, old, new in changed)
+                             + "; rerun=true replaces it")
+    return True
+
+
+def train_members(cfgs, directories, starts, todo, task) -> None:
     device = pick_device(cfgs[0].device)
     data = RunData(cfgs[0], task, tokenizer := build_tokenizer(cfgs[0]))
     pack, members = None, {}
     for i in todo:  # each run is built exactly as a lone run would be, then joins the pack
         cfg = cfgs[i]
-        init_directory = find_init_run(cfg, jobs[i][1])
-        model = build_model(cfg, task.num_labels, load_init_state(init_directory) if init_directory else None)
+        model = build_model(cfg, task.num_labels, load_init_state(starts[i]) if starts[i] else None)
         if pack is None:
             pack = Pack(model.to(device), adapters.find_head(model)[0])
-        member = pack.add(cfg, run_dir(cfg), model)
+        member = pack.add(cfg, directories[i], model)
         member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
         member.head.to(device)
-        member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), init_directory,
-                                   data.train_size, device)
+        member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), starts[i],
+                                   data.train_size, device, model.config)
         members[i] = member
     for member in members.values():
-        if member.cfg.rerun:
-            shutil.rmtree(member.directory, ignore_errors=True)
-        member.directory.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(member.cfg, member.directory / "config.yaml")
+        rundir.write_config(member.directory, OmegaConf.to_container(member.cfg))
 
     # Runs resumed from different epochs cannot share steps: each such group trains on its own.
     by_epoch = lambda i: checkpoint.saved_epoch(members[i].directory)  # noqa: E731
@@ -94,24 +134,50 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
         for member in group:
             member.info["time_s"] = time.perf_counter() - started
             finish(member)
-    for i, member in members.items():
-        results[i] = read_metrics(member.directory)
-    return results
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Turn SIGTERM into `Interrupted` while runs train. Left alone where someone else handles it
+    (submitit installs its own handlers and requeues the job) or off the main thread."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def seed_everything(seed: int) -> None:
+    """One seed drives everything random in a run that has no seeded stream of its own: dropout above
+    all. Seeded at the start of each run, so a run in a multirun does not depend on what ran before it
+    (a resumed run then restores the RNG state of its checkpoint)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # every device's default generator
 
 
 def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_token_id: int) -> None:
     """The epochs (from the last checkpoint on), then each run's best-epoch predictions."""
     cfg = members[0].cfg
     steps_per_epoch = len(data.train_loader(1, cfg.seed))
+    seed_everything(cfg.seed)  # a pack shares one stream (dropout): its first run's seed
     for member in members:
         model = pack.use(member)
         member.optimizer = make_optimizer(model, member.cfg.lr, member.cfg.optim, device)
         member.scheduler = make_scheduler(member.optimizer, steps_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
-        resumed = checkpoint.load(member.directory, model, member.optimizer, member.scheduler)
+        resumed = checkpoint.load(member.directory, model, member.optimizer, member.scheduler,
+                                  member.info["config_hash"])
         if resumed:
             member.best = resumed["best"]
             log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
-        member.history = keep_epochs(member.directory / "epochs.jsonl", resumed["epoch"] if resumed else 0)
+        member.history = rundir.keep_epochs(member.directory, resumed["epoch"] if resumed else 0)
     done_epochs = len(members[0].history)
     # Compiled once: the packed modules stay the same objects between epochs, so the graphs are reused.
     net = (torch.compile(pack.model, mode=None if cfg.compile is True else cfg.compile) if cfg.compile
@@ -139,16 +205,16 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                           "lr": member.scheduler.get_last_lr()[0], "time_s": stats["time_s"],
                           "examples_per_s": stats["examples_per_s"], "validation": scores[k]}
                 member.history.append(record)
-                with open(member.directory / "epochs.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                rundir.append_epoch(member.directory, record)
                 progress.end_epoch(member, record)
                 model = pack.use(member)
                 if is_better(record["validation"][task.main_metric], member.best):
                     member.best = {"epoch": epoch, "score": record["validation"][task.main_metric],
                                    "validation": record["validation"]}
                     adapters.save_trainable(model, member.directory / "adapter.safetensors")
-                    write_json_atomic(member.directory / "layer_norms.json", adapters.layer_norms(model))
-                checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best)
+                    rundir.write_json_atomic(member.directory / "layer_norms.json", adapters.layer_norms(model))
+                checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best,
+                                member.info["config_hash"])
     finally:
         progress.close()
 
@@ -184,7 +250,9 @@ def write_all_predictions(model, members: list[Member], data: RunData, device, p
 
 
 def finish(member: Member) -> None:
-    """Write metrics.json (last, atomically) unless already written; the resume state goes."""
+    """Write metrics.json (last, atomically) unless already written; only then does the resume state
+    go, so that a kill at any point here loses nothing: before the write the run resumes from its last
+    checkpoint (no epoch to train, only the predictions to write), after it the run is finished."""
     if member.finished:
         return
     member.finished = True
@@ -197,26 +265,47 @@ def finish(member: Member) -> None:
         metrics.update(best_epoch=member.best["epoch"], best=member.best["validation"],
                        last_epoch=history[-1]["epoch"], last=history[-1]["validation"],
                        examples_per_s=seen / max(sum(r["time_s"] for r in history), 1e-9))
-        checkpoint.remove(member.directory)
-    write_json_atomic(member.directory / "metrics.json", metrics)
+    rundir.write_metrics(member.directory, metrics)
+    checkpoint.remove(member.directory)
     log.info("%s: %s%s", member.directory, metrics["status"],
              f" ({metrics['reason']})" if metrics["reason"] else
              f", best epoch {metrics['best_epoch']}: {metrics['best']}")
 
 
 def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | None, train_size: int,
-                 device) -> dict:
-    """The part of metrics.json known before training."""
+                 device, model_config) -> dict:
+    """The part of metrics.json known before training: enough to rebuild the run and to place it in
+    a table (docs/run_directory.md)."""
+    plain = OmegaConf.to_container(cfg)
+    accumulation = int(cfg.get("grad_accumulation", 1))
     return {"status": "done", "reason": None, "task": task.name, "method": cfg.adapter.name,
-            "seed": cfg.seed, "setting": setting_name(cfg), "model": cfg.model.name,
-            "experiment": cfg.get("experiment"),
-            "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+            "seed": cfg.seed, "setting": rundir.setting_name(cfg), "config_hash": rundir.config_hash(cfg),
+            "experiment": cfg.experiment, "grid": cfg.grid_name,
+            "model": cfg.model.name_or_path, "model_identity": model_identity(cfg, model_config),
+            "adapter": plain["adapter"],
+            "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size,
+                                "effective_batch": cfg.batch_size * accumulation, "epochs": cfg.epochs,
                                 "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
-                                "max_seq_len": cfg.max_seq_len, **OmegaConf.to_container(cfg.optim),
+                                "max_seq_len": cfg.max_seq_len, **plain["optim"],
                                 "init_from": str(init_directory) if init_directory else None},
+            "precision": "bf16" if device.type == "cuda" and cfg.precision == "bf16" else "fp32",
             "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
             "main_metric": task.main_metric, "train_examples": train_size,
             "versions": versions(), "device": describe(device)}
+
+
+# Parts of a transformers config that a task or run sets, not the backbone.
+_NOT_BACKBONE = ("id2label", "label2id", "num_labels", "problem_type", "transformers_version", "_name_or_path",
+                 "architectures", "torch_dtype", "dtype", "finetuning_task", "hidden_dropout_prob",
+                 "attention_probs_dropout_prob", "return_dict", "output_attentions", "output_hidden_states")
+
+
+def model_identity(cfg: DictConfig, model_config) -> dict:
+    """Which backbone a run used: what `name_or_path` resolved to and a hash of its architecture."""
+    architecture = {k: v for k, v in model_config.to_dict().items() if k not in _NOT_BACKBONE}
+    digest = hashlib.sha256(json.dumps(architecture, sort_keys=True, default=str).encode()).hexdigest()
+    return {"name_or_path": cfg.model.name_or_path, "source": model_source(cfg),
+            "random_init": bool(cfg.model.random_init), "config_sha256": digest}
 
 
 def check_packable(cfgs: list[DictConfig]) -> None:
@@ -244,16 +333,10 @@ def is_better(score: float, best: dict) -> bool:
     return not math.isnan(score) and (math.isnan(best["score"]) or score > best["score"])
 
 
-def keep_epochs(path: Path, epochs: int) -> list[dict]:
-    """The first `epochs` lines of epochs.jsonl (an interruption may have left one more)."""
-    lines = path.read_text().splitlines()[:epochs] if path.exists() else []
-    path.write_text("".join(line + "\n" for line in lines))
-    return [json.loads(line) for line in lines]
-
-
 def find_init_run(cfg: DictConfig, overrides) -> Path | None:
     """The run this one starts from: none, a directory, or `mnli` — the run that
-    `python train.py <the same overrides> task=mnli` makes (adapter=lora for the LoRA-of-LoRA methods)."""
+    `python train.py <the same overrides> task=mnli` makes (adapter=lora for the LoRA-of-LoRA methods).
+    Refuses a run that is unfinished or whose adapter or backbone does not match this one."""
     if cfg.init_from in (None, "none", "null"):
         if cfg.adapter.name in FROM_LORA:
             raise ValueError(f"adapter={cfg.adapter.name} needs init_from=mnli or a LoRA run directory")
@@ -264,14 +347,32 @@ def find_init_run(cfg: DictConfig, overrides) -> Path | None:
         keep = [o for o in overrides if not o.lstrip("+~").startswith(("task=", "init_from="))]
         if cfg.adapter.name in FROM_LORA:
             keep = [o for o in keep if not o.startswith("adapter=")] + ["adapter=lora"]
-        directory = run_dir(compose(keep + ["task=mnli", "init_from=null"]))
-    metrics = read_metrics(directory)
-    if not metrics or metrics["status"] != "done":
+        directory = rundir.run_dir(compose(keep + ["task=mnli", "init_from=null"]))
+    record = rundir.read_run(directory)
+    if record.status != "done":
         raise FileNotFoundError(
             f"task={cfg.task.name} starts from an MNLI run (init_from={cfg.init_from}), but {directory} "
-            "has no finished run: train it first with the same overrides and task=mnli, "
-            "or set init_from=null to start from the pretrained model")
+            f"has no finished run ({record.status}{': ' + record.reason if record.reason else ''}): train it "
+            "first with the same overrides and task=mnli, or set init_from=null to start from the "
+            "pretrained model")
+    check_init_compatible(cfg, directory, record.config)
     return directory
+
+
+def check_init_compatible(cfg: DictConfig, directory: Path, started: dict) -> None:
+    """A run starts from another only with the same adapter (LoRA for the LoRA-of-LoRA methods) and
+    the same backbone: loading B-only's factors from a LoRA run, say, would silently turn its frozen
+    random A into LoRA's trained one."""
+    expected = dict(OmegaConf.to_container(cfg.adapter))
+    if cfg.adapter.name in FROM_LORA:
+        expected = {"name": "lora", **{k: expected[k] for k in ("rank", "alpha", "targets")}}
+    ours = {"adapter": expected, "model": {k: cfg.model[k] for k in ("name_or_path", "random_init")}}
+    theirs = {"adapter": {k: (started.get("adapter") or {}).get(k, "<absent>") for k in expected},
+              "model": {k: (started.get("model") or {}).get(k, "<absent>") for k in ours["model"]}}
+    changed = rundir.differences(theirs, ours)
+    if changed:
+        raise ValueError(f"cannot start from {directory}: "
+                         + "; ".join(f"{key} is {old!r} there, {new!r} here" for key, old, new in changed))
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,0 +1,156 @@
+"""Every option of a run, checked before anything is written: a typo or an unsupported value fails
+at once, naming the key and what it accepts, instead of deep inside torch after a run folder exists.
+
+Torch-free, so that train.py and sweep.py can check a configuration before importing the training
+stack. Hydra already refuses keys that do not exist; this checks the values.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from glue.tasks import TASKS
+
+ADAPTERS = ("lora", "symlora", "delora", "b_only", "a_only", "head_only", "bitfit", "full",
+            "lora_of_lora", "lora_head_only")
+LOW_RANK = ("lora", "symlora", "delora", "b_only", "a_only", "lora_of_lora", "lora_head_only")
+LOGGERS = ("none", "tensorboard")
+PRECISIONS = ("bf16", "fp32")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DATA_SOURCES = ("hub", "glue_dir", "sample")
+TRAINABLE_TASKS = tuple(name for name in TASKS if name != "ax")  # AX is predicted by the MNLI run
+
+
+class ConfigError(ValueError):
+    """One or more options have values the harness cannot run."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def integer(low: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: _is_int(v) and v >= low), f"an integer ≥ {low}"
+
+
+def number(low: float = 0.0, high: float | None = None, low_open: bool = True, high_open: bool = False):
+    text = f"a number {'>' if low_open else '≥'} {low:g}" + (
+        f" and {'<' if high_open else '≤'} {high:g}" if high is not None else "")
+
+    def check(v) -> bool:
+        if not _is_number(v):
+            return False
+        above = v > low if low_open else v >= low
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+    return check, text
+
+
+def one_of(*choices) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: not isinstance(v, bool) and v in choices), "one of " + ", ".join(map(str, choices))
+
+
+def boolean() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+
+def optional(rule):
+    check, text = rule
+    return (lambda v: v is None or check(v)), f"null or {text}"
+
+
+def device() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None), \
+        "auto, cpu, mps, cuda or cuda:<index>"
+
+
+def compile_mode():
+    return (lambda v: isinstance(v, bool) or v in COMPILE_MODES), \
+        "true, false or a torch.compile mode (" + ", ".join(COMPILE_MODES) + ")"
+
+
+def text():
+    return (lambda v: isinstance(v, str) and v != ""), "a non-empty string"
+
+
+def string_list():
+    return (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v)), "a list of names"
+
+
+def value_list(rule):
+    check, what = rule
+    return (lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(check(x) for x in v))), \
+        f"null or a non-empty list of {what.removeprefix('a ').removeprefix('an ')}s"
+
+
+# key -> (check, what it accepts). Keys a preset may lack are looked up with OmegaConf.select.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": integer(0),
+    "lr": number(0),
+    "batch_size": integer(1),
+    "epochs": integer(1),
+    "max_seq_len": integer(8),
+    "eval_batch_size": integer(1),
+    "device": device(),
+    "precision": one_of(*PRECISIONS),
+    "compile": compile_mode(),
+    "pad_to_multiple_of": optional(integer(1)),
+    "group_by_length": boolean(),
+    "results_dir": text(),
+    "rerun": boolean(),
+    "logger": one_of(*LOGGERS),
+    "log_every": integer(1),
+    "num_workers": integer(0),
+    "experiment": optional(text()),
+    "grid_name": optional(text()),
+    "task.name": one_of(*TRAINABLE_TASKS),
+    "adapter.name": one_of(*ADAPTERS),
+    "adapter.rank": integer(0),
+    "adapter.alpha": number(0, low_open=False),
+    "adapter.targets": string_list(),
+    "adapter.dropout": number(0, 1, low_open=False, high_open=True),
+    "model.name_or_path": text(),
+    "model.random_init": boolean(),
+    "model.dropout": optional(number(0, 1, low_open=False, high_open=True)),
+    "data.source": one_of(*DATA_SOURCES),
+    "optim.weight_decay": number(0, low_open=False),
+    "optim.warmup_ratio": number(0, 1, low_open=False),
+    "optim.max_grad_norm": optional(number(0)),
+    "optim.eps": number(0),
+    "pack.seed": value_list(integer(0)),
+    "pack.lr": value_list(number(0)),
+    "pack.weight_decay": value_list(number(0, low_open=False)),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every option whose value is not allowed (none written yet)."""
+    problems = []
+    for key, (check, accepts) in RULES.items():
+        value = OmegaConf.select(cfg, key, default="<absent>", throw_on_missing=False)
+        if value == "<absent>":
+            continue
+        if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        if not check(value):
+            problems.append(f"{key}={value!r}: expected {accepts}")
+    adapter = cfg.get("adapter") or {}
+    if adapter.get("name") in LOW_RANK and _is_int(adapter.get("rank")) and adapter.get("rank") < 1:
+        problems.append(f"adapter.rank={adapter.get('rank')!r}: adapter={adapter.get('name')} needs a rank ≥ 1")
+    if adapter.get("name") in LOW_RANK and not adapter.get("targets"):
+        problems.append(f"adapter.targets=[]: adapter={adapter.get('name')} needs at least one target layer")
+    betas = OmegaConf.select(cfg, "optim.betas", default=None)
+    if betas is not None and not (len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)):
+        problems.append(f"optim.betas={list(betas)!r}: expected two numbers in [0, 1)")
+    if OmegaConf.select(cfg, "data.source", default=None) == "glue_dir" and \
+            OmegaConf.select(cfg, "data.dir", default=None, throw_on_missing=False) in (None, "???"):
+        problems.append("data.dir: data=glue_dir needs the GLUE folder, e.g. data.dir=/path/to/glue_data")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
