@@ -44,7 +44,7 @@ def test_grid_expansion():
     assert [(g.task, g.method, g.rank) for g in gs] == [
         ("rte", "lora", 8), ("rte", "delora", 16), ("rte", "delora", 32),
         ("sst2", "lora", 8), ("sst2", "delora", 16), ("sst2", "delora", 32)]
-    assert gs[1].base == ("model=tiny", "task=rte", "adapter=delora", "adapter.rank=16")
+    assert gs[1].base == ("model=tiny", "grid_name=g", "task=rte", "adapter=delora", "adapter.rank=16")
     assert all(g.has_search for g in gs)
 
 
