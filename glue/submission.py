@@ -30,6 +30,7 @@ __all__ = [
     "FileCheck",
     "SubmissionError",
     "check_submission",
+    "write_zip",
     "submission_filename",
     "write_predictions",
     "write_validation_predictions",
@@ -221,7 +222,7 @@ def check_file(path: str | os.PathLike, name: str | None = None) -> FileCheck:
         return FileCheck(expected.name, path, None, expected.rows, f"unreadable ({err})")
     rows = len(df)
     if rows != expected.rows:
-        return FileCheck(expected.name, path, rows, expected.rows, f"holds {rows:,} rows")
+        return FileCheck(expected.name, path, rows, expected.rows, f"holds {rows:,} row{'' if rows == 1 else 's'}")
     if df["index"].duplicated().any():
         dup = int(df["index"][df["index"].duplicated()].iloc[0])
         return FileCheck(expected.name, path, rows, expected.rows, f"index {dup} occurs twice")
@@ -277,6 +278,12 @@ def make_submission_zip(
         raise SubmissionError(rejected)
     for c in rejected:
         log.warning("partial GLUE submission %s: %s", zip_path, c)
+    return write_zip(list(paths.values()), zip_path)
+
+
+def write_zip(files: Iterable[str | os.PathLike] | str | os.PathLike, zip_path: str | os.PathLike) -> Path:
+    """Zip GLUE server files as they are, unchecked (:func:`make_submission_zip` checks first)."""
+    paths = _named_paths(files)
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = zip_path.with_name(zip_path.name + ".tmp")
