@@ -141,6 +141,9 @@ def run_report(results_dir: str | Path, preset: str = "all", ci: str | None = No
         echo(f"{len(runs)} run directories: " + ", ".join(
             f"{k} {v}" for k, v in sorted(runs["status"].value_counts().to_dict().items()))
             + f"; sweep choices: {len(choices)}")
+        for _, r in runs[runs["rows_skipped"] > 0].iterrows():
+            echo(f"  {r['run_dir']}: {r['rows_skipped']} malformed data row(s) skipped "
+                 "(metrics.json 'data' names the lines)")
     names = PAPER_PRESETS if preset == "papers" else [preset]
     return {n: report_preset(n, results_dir, runs, choices, pub, tests, opts, figures, submission,
                              figure_method, echo, submission_partial) for n in names}
