@@ -4,7 +4,7 @@ Tasks are keyed by their Hugging Face Hub config name (``nyu-mll/glue``):
 ``cola sst2 mrpc qqp stsb mnli qnli rte wnli ax``.  Every other module of the harness (loading,
 metrics, submission files, the sweep's cost estimate, the report) reads tasks from here: columns,
 labels, split names and sizes, metrics, display names, GLUE server file names and test-set sizes.
-Sizes are the Hub's (``nyu-mll/glue``), which are the official GLUE sizes (docs/glue.md).
+Sizes are the Hub's (``nyu-mll/glue``): the official GLUE sizes, the test sets the GLUE server scores.
 """
 
 from __future__ import annotations
