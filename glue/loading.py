@@ -71,8 +71,9 @@ class SplitRecord:
     """What reading one split did.
 
     ``file``: the TSV read (``hf://datasets/nyu-mll/glue/<config>`` for the Hub); ``rows_in_file``:
-    its data rows (header and blank lines not counted); ``rows_read``: the rows in the dataset;
-    ``skipped_lines``: 1-based line numbers of the first :data:`MAX_SKIPPED_LINES` rows skipped.
+    its data lines (header and blank lines not counted; a row broken by a newline is two lines, both
+    skipped); ``rows_read``: the rows in the dataset; ``skipped_lines``: 1-based line numbers of the
+    first :data:`MAX_SKIPPED_LINES` lines skipped.
     """
 
     file: str
@@ -197,10 +198,10 @@ def _label_map(spec: TaskSpec) -> dict[str, int] | None:
     """raw label string in the TSV -> Hub label id (None for STS-B: float)."""
     if spec.is_regression:
         return None
-    if spec.name in ("mnli", "ax", "qnli", "rte"):
-        return {name: i for i, name in enumerate(spec.label_names)}
-    # cola, sst2, mrpc, qqp, wnli: 0/1 in the file, same ids on the Hub
-    return {"0": 0, "1": 1}
+    # The files write labels as the GLUE server wants them: strings for MNLI, AX, QNLI and RTE,
+    # the id itself (0/1, the Hub's ids) for CoLA, SST-2, MRPC, QQP and WNLI.
+    names = spec.submission_labels or tuple(str(i) for i in range(spec.num_labels))
+    return {name: i for i, name in enumerate(names)}
 
 
 def features_for(task: str | TaskSpec):
@@ -229,8 +230,8 @@ def read_glue_tsv(
 
     Tab delimiter, no quote processing (a ``"`` is an ordinary character), UTF-8 with an optional
     byte-order mark.  Returns ``(columns, record)``; the record counts the malformed rows dropped
-    (QQP train/dev only) and names their lines.  Raises ValueError naming the file and line of a row that cannot be
-    parsed or whose label is outside the task's label set.
+    (QQP train/dev only) and names their lines.  Raises ValueError naming the file and line of a
+    row that cannot be parsed or whose label is outside the task's label set.
     """
     spec = get_task(task)
     kind = _split_files(spec)[split][0]
@@ -378,8 +379,9 @@ def _load_hub(spec: TaskSpec, cache_dir, splits: Sequence[str] | None):
         if missing:
             raise ValueError(f"{spec.name} has no split(s) {missing}; splits: {list(dd)}")
         dd = datasets.DatasetDict({s: dd[s] for s in splits})
-    source = f"hf://datasets/{HUB_DATASET}/{spec.name}"
-    dd.records = {s: SplitRecord(source, len(ds), len(ds)) for s, ds in dd.items()}  # type: ignore[attr-defined]
+    hub_file = f"hf://datasets/{HUB_DATASET}/{spec.name}"
+    records = {s: SplitRecord(hub_file, len(ds), len(ds)) for s, ds in dd.items()}  # nothing skipped
+    dd.records = records  # type: ignore[attr-defined]
     dd.skipped_rows = {s: 0 for s in dd}  # type: ignore[attr-defined]
     return dd
 

@@ -1,9 +1,10 @@
 """GLUE metrics, computed with scikit-learn and SciPy exactly as the GLUE metric of the
 ``evaluate`` library does (which cannot be used offline: it downloads its script at run time).
 
-Keys: each task's ``TaskSpec.metrics``: ``matthews`` (CoLA; AX, which the server scores),
-``pearson`` / ``spearman`` (STS-B), ``accuracy`` and ``f1`` (MRPC, QQP), ``accuracy`` (the others).  :func:`compute_eval_metrics` adds the split suffix of the task
-(MNLI: ``accuracy_matched``, ``accuracy_mismatched``).
+Keys: each task's ``TaskSpec.metrics``: ``matthews`` (CoLA; AX, as the server scores it),
+``pearson`` / ``spearman`` (STS-B), ``accuracy`` and ``f1`` (MRPC, QQP), ``accuracy`` (the others).
+:func:`compute_eval_metrics` adds the split suffix of the task (MNLI: ``accuracy_matched``,
+``accuracy_mismatched``).
 """
 
 from __future__ import annotations

@@ -222,7 +222,8 @@ def check_file(path: str | os.PathLike, name: str | None = None) -> FileCheck:
         return FileCheck(expected.name, path, None, expected.rows, f"unreadable ({err})")
     rows = len(df)
     if rows != expected.rows:
-        return FileCheck(expected.name, path, rows, expected.rows, f"holds {rows:,} row{'' if rows == 1 else 's'}")
+        plural = "" if rows == 1 else "s"
+        return FileCheck(expected.name, path, rows, expected.rows, f"holds {rows:,} row{plural}")
     if df["index"].duplicated().any():
         dup = int(df["index"][df["index"].duplicated()].iloc[0])
         return FileCheck(expected.name, path, rows, expected.rows, f"index {dup} occurs twice")
