@@ -30,6 +30,7 @@ __all__ = [
     "FileCheck",
     "SubmissionError",
     "check_submission",
+    "check_file",
     "write_zip",
     "submission_filename",
     "write_predictions",
@@ -211,11 +212,11 @@ class SubmissionError(ValueError):
                          + "\n".join(f"  {c}" for c in self.checks))
 
 
-def check_file(path: str | os.PathLike, name: str | None = None) -> FileCheck:
-    """Check one server file: the header, one row per row of the official test set, each index
-    once, each prediction a value the server knows.  ``name`` defaults to the file's name."""
+def check_file(path: str | os.PathLike) -> FileCheck:
+    """Check one server file (``RTE.tsv`` ...): the header, one row per row of the official test
+    set, each index once, each prediction a value the server knows."""
     path = Path(path)
-    expected = SERVER_FILES[name or path.name]
+    expected = SERVER_FILES[path.name]
     try:
         df = read_predictions(path, task=expected.task)
     except (OSError, ValueError) as err:

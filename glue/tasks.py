@@ -113,6 +113,7 @@ _NLI3 = ("entailment", "neutral", "contradiction")
 _NLI2 = ("entailment", "not_entailment")
 _VAL = (("validation", ""),)
 
+
 def _sizes(train: int, validation: int, test: int) -> tuple[tuple[str, int], ...]:
     return (("train", train), ("validation", validation), ("test", test))
 
