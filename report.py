@@ -25,6 +25,7 @@ def main(cfg: DictConfig) -> None:
         expected_seeds=c.get("expected_seeds"), bootstrap_samples=c["bootstrap_samples"],
         bootstrap_seed=c["bootstrap_seed"], alpha=c["alpha"], figures=c["figures"],
         submission=c["submission"], figure_method=c.get("figure_method"),
+        submission_partial=c["submission_partial"],
     )
 
 

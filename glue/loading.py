@@ -15,10 +15,12 @@ All three give the same columns: the task's text fields, ``label`` (ClassLabel i
 STS-B; ``-1`` on test splits) and ``idx`` (int32; row number 0..n-1 in file order, for test files
 the file's ``index``/``id`` column).
 
-Malformed rows (QQP only: rows with too few fields) are skipped and counted: the count is logged
-as a warning, stored in ``dataset_dict.skipped_rows`` (``{split: count}``) and in each split's
-``info.description`` (``"... skipped_malformed_rows=N"``); :func:`skipped_rows` reads it back from
-either, so it survives ``.map``.
+Malformed rows (QQP only: rows with too few fields) are skipped and counted.  What reading did is
+on the record: :func:`split_records` gives per split a :class:`SplitRecord` (the file, the rows in
+it, the rows read, the rows skipped and the line numbers of the first few); the Hub path reports
+zero skipped.  The count is also logged as a warning, stored in ``dataset_dict.skipped_rows``
+(``{split: count}``) and in each split's ``info.description`` (``"... skipped_malformed_rows=N"``);
+:func:`skipped_rows` reads it back from either, so it survives ``.map``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ __all__ = [
     "load_glue",
     "read_glue_tsv",
     "skipped_rows",
+    "split_records",
+    "SplitRecord",
     "features_for",
     "glue_file_path",
     "GlueDataUnavailableError",
@@ -56,6 +60,34 @@ GLUE_DIR_HINT = "data=glue_dir data.dir=/path/to/glue_data"
 
 class GlueDataUnavailableError(ConnectionError):
     """The Hub could not be reached (offline, no network) and the dataset is not cached."""
+
+
+#: how many skipped line numbers a record keeps (the count keeps counting)
+MAX_SKIPPED_LINES = 10
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """What reading one split did.
+
+    ``file``: the TSV read (``hf://datasets/nyu-mll/glue/<config>`` for the Hub); ``rows_in_file``:
+    its data lines (header and blank lines not counted; a row broken by a newline is two lines, both
+    skipped); ``rows_read``: the rows in the dataset; ``skipped_lines``: 1-based line numbers of the
+    first :data:`MAX_SKIPPED_LINES` lines skipped.
+    """
+
+    file: str
+    rows_in_file: int
+    rows_read: int
+    skipped_lines: tuple[int, ...] = ()
+
+    @property
+    def rows_skipped(self) -> int:
+        return self.rows_in_file - self.rows_read
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "rows_in_file": self.rows_in_file, "rows_read": self.rows_read,
+                "rows_skipped": self.rows_skipped, "skipped_lines": list(self.skipped_lines)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,10 +198,10 @@ def _label_map(spec: TaskSpec) -> dict[str, int] | None:
     """raw label string in the TSV -> Hub label id (None for STS-B: float)."""
     if spec.is_regression:
         return None
-    if spec.name in ("mnli", "ax", "qnli", "rte"):
-        return {name: i for i, name in enumerate(spec.label_names)}
-    # cola, sst2, mrpc, qqp, wnli: 0/1 in the file, same ids on the Hub
-    return {"0": 0, "1": 1}
+    # The files write labels as the GLUE server wants them: strings for MNLI, AX, QNLI and RTE,
+    # the id itself (0/1, the Hub's ids) for CoLA, SST-2, MRPC, QQP and WNLI.
+    names = spec.submission_labels or tuple(str(i) for i in range(spec.num_labels))
+    return {name: i for i, name in enumerate(names)}
 
 
 def features_for(task: str | TaskSpec):
@@ -193,13 +225,13 @@ def features_for(task: str | TaskSpec):
 
 def read_glue_tsv(
     task: str | TaskSpec, split: str, path: str | os.PathLike
-) -> tuple[dict[str, list], int]:
+) -> tuple[dict[str, list], SplitRecord]:
     """Read one GLUE TSV file into Hub-layout columns.
 
     Tab delimiter, no quote processing (a ``"`` is an ordinary character), UTF-8 with an optional
-    byte-order mark.  Returns ``(columns, skipped)`` where ``skipped`` counts malformed rows dropped
-    (QQP train/dev only).  Raises ValueError naming the file and line of a row that cannot be
-    parsed or whose label is outside the task's label set.
+    byte-order mark.  Returns ``(columns, record)``; the record counts the malformed rows dropped
+    (QQP train/dev only) and names their lines.  Raises ValueError naming the file and line of a
+    row that cannot be parsed or whose label is outside the task's label set.
     """
     spec = get_task(task)
     kind = _split_files(spec)[split][0]
@@ -213,7 +245,8 @@ def read_glue_tsv(
     cols: dict[str, list] = {f: [] for f in spec.text_fields}
     cols["label"] = []
     cols["idx"] = []
-    skipped = 0
+    rows_in_file = 0
+    skipped: list[int] = []  # line numbers
     with open(path, encoding="utf-8-sig", newline="") as fh:
         text = fh.read()
     lines = text.split("\n")
@@ -238,11 +271,12 @@ def read_glue_tsv(
         line = lines[lineno0].rstrip("\r")
         if not line.strip():
             continue  # blank line (usually the end of the file)
+        rows_in_file += 1
         lineno = lineno0 + 1
         fields = line.split("\t")
         if len(fields) < need:
             if layout.skip_malformed:
-                skipped += 1
+                skipped.append(lineno)
                 continue
             raise ValueError(
                 f"{path}:{lineno}: cannot parse row: expected at least {need} tab-separated "
@@ -283,8 +317,11 @@ def read_glue_tsv(
             cols["label"].append(labels[raw])
         cols["idx"].append(len(cols["idx"]))
     if skipped:
-        log.warning("%s: skipped %d malformed row(s) (too few fields)", path, skipped)
-    return cols, skipped
+        shown = ", ".join(map(str, skipped[:MAX_SKIPPED_LINES]))
+        log.warning("%s: skipped %d malformed row(s) (too few fields): line(s) %s%s", path,
+                    len(skipped), shown, ", ..." if len(skipped) > MAX_SKIPPED_LINES else "")
+    record = SplitRecord(str(path), rows_in_file, len(cols["idx"]), tuple(skipped[:MAX_SKIPPED_LINES]))
+    return cols, record
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,22 +339,22 @@ def _load_dir(spec: TaskSpec, data_dir: Path, splits: Sequence[str] | None, sour
             raise ValueError(f"{spec.name} has no split {s!r}; splits: {list(files)}")
     feats = features_for(spec)
     out = datasets.DatasetDict()
-    counts: dict[str, int] = {}
+    records: dict[str, SplitRecord] = {}
     for split in wanted:
         path = glue_file_path(spec, split, data_dir)
-        cols, skipped = read_glue_tsv(spec, split, path)
-        counts[split] = skipped
+        cols, records[split] = read_glue_tsv(spec, split, path)
         info = datasets.DatasetInfo(
             description=(
                 f"GLUE {spec.name} {split} read from {path} (source={source}); "
-                f"skipped_malformed_rows={skipped}"
+                f"skipped_malformed_rows={records[split].rows_skipped}"
             ),
             features=feats,
         )
         out[split] = datasets.Dataset.from_dict(
             cols, features=feats, info=info, split=datasets.NamedSplit(split)
         )
-    out.skipped_rows = counts  # type: ignore[attr-defined]
+    out.records = records  # type: ignore[attr-defined]
+    out.skipped_rows = {split: r.rows_skipped for split, r in records.items()}  # type: ignore[attr-defined]
     return out
 
 
@@ -342,6 +379,9 @@ def _load_hub(spec: TaskSpec, cache_dir, splits: Sequence[str] | None):
         if missing:
             raise ValueError(f"{spec.name} has no split(s) {missing}; splits: {list(dd)}")
         dd = datasets.DatasetDict({s: dd[s] for s in splits})
+    hub_file = f"hf://datasets/{HUB_DATASET}/{spec.name}"
+    records = {s: SplitRecord(hub_file, len(ds), len(ds)) for s, ds in dd.items()}  # nothing skipped
+    dd.records = records  # type: ignore[attr-defined]
     dd.skipped_rows = {s: 0 for s in dd}  # type: ignore[attr-defined]
     return dd
 
@@ -366,7 +406,8 @@ def load_glue(
     Returns:
         DatasetDict with the Hub's split names (``train``, ``validation``, ``test``; MNLI
         ``validation_matched`` ...; AX only ``test``) and columns (text fields, ``label``, ``idx``).
-        ``result.skipped_rows`` is ``{split: malformed rows skipped}``.
+        ``result.skipped_rows`` is ``{split: malformed rows skipped}``; :func:`split_records`
+        gives what reading each split did.
     """
     spec = get_task(task)
     if source == "hub":
@@ -381,6 +422,16 @@ def load_glue(
     if source == "sample":
         return _load_dir(spec, Path(data_dir) if data_dir else SAMPLE_DIR, splits, source)
     raise ValueError(f"unknown data source {source!r}; expected one of {', '.join(SOURCES)}")
+
+
+def split_records(dataset_dict) -> dict[str, SplitRecord]:
+    """``{split: SplitRecord}`` of a DatasetDict returned by :func:`load_glue`: the file each split
+    was read from, its rows, the rows read and the rows skipped with their line numbers."""
+    records = getattr(dataset_dict, "records", None)
+    if not isinstance(records, dict):
+        raise ValueError("split_records needs the DatasetDict that load_glue returned "
+                         "(its record does not survive .map)")
+    return dict(records)
 
 
 _SKIP_RE = re.compile(r"skipped_malformed_rows=(\d+)")

@@ -1,9 +1,10 @@
 """GLUE metrics, computed with scikit-learn and SciPy exactly as the GLUE metric of the
 ``evaluate`` library does (which cannot be used offline: it downloads its script at run time).
 
-Keys: ``matthews`` (CoLA), ``pearson`` / ``spearman`` (STS-B), ``accuracy`` and ``f1`` (MRPC,
-QQP), ``accuracy`` (the others).  :func:`compute_eval_metrics` adds the split suffix of the task
-(MNLI: ``accuracy_matched``, ``accuracy_mismatched``).
+Keys: each task's ``TaskSpec.metrics``: ``matthews`` (CoLA; AX, as the server scores it),
+``pearson`` / ``spearman`` (STS-B), ``accuracy`` and ``f1`` (MRPC, QQP), ``accuracy`` (the others).
+:func:`compute_eval_metrics` adds the split suffix of the task (MNLI: ``accuracy_matched``,
+``accuracy_mismatched``).
 """
 
 from __future__ import annotations
@@ -45,12 +46,23 @@ def to_predictions(task: str | TaskSpec, predictions) -> np.ndarray:
     return p.astype(np.int64)
 
 
-def compute_metrics(task: str | TaskSpec, predictions, labels) -> dict[str, float]:
-    """Metrics of one split: ``{"accuracy": ...}``, ``{"matthews": ...}``,
-    ``{"pearson": ..., "spearman": ...}`` or ``{"accuracy": ..., "f1": ...}`` (python floats)."""
+def _metric_functions():
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import f1_score, matthews_corrcoef
 
+    return {
+        "accuracy": lambda p, y: (p == y).mean(),
+        "f1": lambda p, y: f1_score(y_true=y, y_pred=p),
+        "matthews": lambda p, y: matthews_corrcoef(y, p),
+        "pearson": lambda p, y: pearsonr(p, y)[0],
+        "spearman": lambda p, y: spearmanr(p, y)[0],
+    }
+
+
+def compute_metrics(task: str | TaskSpec, predictions, labels) -> dict[str, float]:
+    """Metrics of one split, the task's :attr:`TaskSpec.metrics`: ``{"accuracy": ...}``,
+    ``{"matthews": ...}``, ``{"pearson": ..., "spearman": ...}`` or ``{"accuracy": ..., "f1": ...}``
+    (python floats)."""
     spec = get_task(task)
     preds = to_predictions(spec, predictions)
     refs = np.asarray(labels)
@@ -61,17 +73,8 @@ def compute_metrics(task: str | TaskSpec, predictions, labels) -> dict[str, floa
         )
     if preds.size == 0:
         raise ValueError(f"{spec.name}: no predictions")
-    if spec.name == "cola":
-        return {"matthews": float(matthews_corrcoef(refs, preds))}
-    if spec.name == "stsb":
-        return {
-            "pearson": float(pearsonr(preds, refs)[0]),
-            "spearman": float(spearmanr(preds, refs)[0]),
-        }
-    acc = float((preds == refs).mean())
-    if spec.name in ("mrpc", "qqp"):
-        return {"accuracy": acc, "f1": float(f1_score(y_true=refs, y_pred=preds))}
-    return {"accuracy": acc}
+    functions = _metric_functions()
+    return {name: float(functions[name](preds, refs)) for name in spec.metrics}
 
 
 def compute_eval_metrics(

@@ -4,6 +4,11 @@ Server files: ``<stem>.tsv`` with the header ``index<TAB>prediction``, one row p
 the test file's order (ascending ``idx``).  Predictions: MNLI-m, MNLI-mm, AX ->
 ``entailment|neutral|contradiction``; QNLI, RTE -> ``entailment|not_entailment``; CoLA, SST-2, MRPC,
 QQP, WNLI -> ``0|1``; STS-B -> float clipped to [0, 5] with three decimals.
+
+The server takes a zip of all 11 files, each with one row per row of the official test set
+(``glue.tasks.SERVER_FILES``).  :func:`make_submission_zip` checks every file against that
+(:func:`check_submission`) and refuses a zip the server would reject, naming each file, what it
+holds and what the server expects; ``partial=True`` writes it anyway, for a dry run.
 """
 
 from __future__ import annotations
@@ -11,16 +16,22 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .metrics import to_predictions
-from .tasks import TASKS, TaskSpec, get_task
+from .tasks import SERVER_FILES, TASKS, TaskSpec, get_task
 
 __all__ = [
     "SUBMISSION_FILES",
+    "FileCheck",
+    "SubmissionError",
+    "check_submission",
+    "check_file",
+    "write_zip",
     "submission_filename",
     "write_predictions",
     "write_validation_predictions",
@@ -34,10 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: the 11 files of a GLUE server submission
-SUBMISSION_FILES: tuple[str, ...] = (
-    "CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv", "MNLI-mm.tsv",
-    "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv",
-)
+SUBMISSION_FILES: tuple[str, ...] = tuple(SERVER_FILES)
 _STEM_TO_TASK = {stem: t.name for t in TASKS.values() for _, stem in t.test_splits}
 
 
@@ -170,16 +178,61 @@ def read_predictions(path: str | os.PathLike, task: str | TaskSpec | None = None
     return df
 
 
-def make_submission_zip(
-    files: Iterable[str | os.PathLike] | str | os.PathLike,
-    zip_path: str | os.PathLike,
-    require_all: bool = False,
-) -> Path:
-    """Zip GLUE server files (at the zip's root) for upload.
+@dataclass(frozen=True)
+class FileCheck:
+    """One file of a submission against what the GLUE server expects of it.
 
-    ``files``: paths of server files, or a folder holding them.  Every name must be one of the 11
-    :data:`SUBMISSION_FILES`; missing ones raise with ``require_all`` and are logged otherwise.
+    ``rows``: the prediction rows the file holds (None when it is missing or unreadable);
+    ``problem``: why the server would reject it, None when it would take it.
     """
+
+    name: str
+    path: Path | None
+    rows: int | None
+    expected: int
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def __str__(self) -> str:
+        what = f"{Path(self.name).stem} test set"
+        if self.ok:
+            return f"{self.name}: {self.rows:,} rows, as the {what}"
+        return f"{self.name}: {self.problem}; the GLUE server expects {self.expected:,} rows (the {what})"
+
+
+class SubmissionError(ValueError):
+    """The GLUE server would reject the submission; ``checks`` are the files it would reject."""
+
+    def __init__(self, checks: Sequence[FileCheck]):
+        self.checks = list(checks)
+        super().__init__("the GLUE server would reject this submission:\n"
+                         + "\n".join(f"  {c}" for c in self.checks))
+
+
+def check_file(path: str | os.PathLike) -> FileCheck:
+    """Check one server file (``RTE.tsv`` ...): the header, one row per row of the official test
+    set, each index once, each prediction a value the server knows."""
+    path = Path(path)
+    expected = SERVER_FILES[path.name]
+    try:
+        df = read_predictions(path, task=expected.task)
+    except (OSError, ValueError) as err:
+        return FileCheck(expected.name, path, None, expected.rows, f"unreadable ({err})")
+    rows = len(df)
+    if rows != expected.rows:
+        plural = "" if rows == 1 else "s"
+        return FileCheck(expected.name, path, rows, expected.rows, f"holds {rows:,} row{plural}")
+    if df["index"].duplicated().any():
+        dup = int(df["index"][df["index"].duplicated()].iloc[0])
+        return FileCheck(expected.name, path, rows, expected.rows, f"index {dup} occurs twice")
+    return FileCheck(expected.name, path, rows, expected.rows)
+
+
+def _named_paths(files: Iterable[str | os.PathLike] | str | os.PathLike) -> dict[str, Path]:
+    """Server file name -> path, from paths of server files or a folder holding them."""
     if isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
         paths = [Path(files) / n for n in SUBMISSION_FILES if (Path(files) / n).is_file()]
     else:
@@ -194,15 +247,51 @@ def make_submission_zip(
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"submission file not found: {p}")
-    missing = [n for n in SUBMISSION_FILES if n not in names]
-    if missing:
-        if require_all:
-            raise FileNotFoundError(f"submission incomplete, missing: {missing}")
-        log.warning("GLUE submission zip without %s", ", ".join(missing))
+    return dict(zip(names, paths))
+
+
+def check_submission(files: Iterable[str | os.PathLike] | str | os.PathLike) -> list[FileCheck]:
+    """Every file the GLUE server requires (AX included), checked: one :class:`FileCheck` per
+    file of :data:`SUBMISSION_FILES`, a missing one with the problem ``missing``.
+
+    ``files``: paths of server files, or a folder holding them."""
+    paths = _named_paths(files)
+    return [check_file(paths[n]) if n in paths else
+            FileCheck(n, None, None, SERVER_FILES[n].rows, "missing")
+            for n in SUBMISSION_FILES]
+
+
+def make_submission_zip(
+    files: Iterable[str | os.PathLike] | str | os.PathLike,
+    zip_path: str | os.PathLike,
+    partial: bool = False,
+) -> Path:
+    """Zip GLUE server files (at the zip's root) for upload, if the server would take them.
+
+    ``files``: paths of server files, or a folder holding them; every name must be one of the 11
+    :data:`SUBMISSION_FILES`.  When a file is missing or does not hold one row per official test
+    row, raises :class:`SubmissionError` naming each such file, what it holds and what the server
+    expects, and writes nothing; ``partial=True`` writes the files there are anyway (a dry run) and
+    logs the same lines as warnings.
+    """
+    paths = _named_paths(files)
+    rejected = [c for c in check_submission(list(paths.values())) if not c.ok]
+    if rejected and not partial:
+        raise SubmissionError(rejected)
+    for c in rejected:
+        log.warning("partial GLUE submission %s: %s", zip_path, c)
+    return write_zip(list(paths.values()), zip_path)
+
+
+def write_zip(files: Iterable[str | os.PathLike] | str | os.PathLike, zip_path: str | os.PathLike) -> Path:
+    """Zip GLUE server files as they are, unchecked (:func:`make_submission_zip` checks first)."""
+    paths = _named_paths(files)
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    tmp = zip_path.with_name(zip_path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for n in SUBMISSION_FILES:
-            if n in names:
-                zf.write(paths[names.index(n)], arcname=n)
+            if n in paths:
+                zf.write(paths[n], arcname=n)
+    os.replace(tmp, zip_path)
     return zip_path

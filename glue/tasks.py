@@ -1,15 +1,27 @@
-"""The GLUE task registry.
+"""The GLUE task registry: every fact of a GLUE task, in one place.
 
 Tasks are keyed by their Hugging Face Hub config name (``nyu-mll/glue``):
-``cola sst2 mrpc qqp stsb mnli qnli rte wnli ax``.  Every other module of the harness looks
-tasks up here (columns, labels, split names, metric keys, submission file names).
+``cola sst2 mrpc qqp stsb mnli qnli rte wnli ax``.  Every other module of the harness (loading,
+metrics, submission files, the sweep's cost estimate, the report) reads tasks from here: columns,
+labels, split names and sizes, metrics, display names, GLUE server file names and test-set sizes.
+Sizes are the Hub's (``nyu-mll/glue``): the official GLUE sizes, the test sets the GLUE server scores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["TaskSpec", "TASKS", "TASK_NAMES", "get_task"]
+__all__ = ["TaskSpec", "ServerFile", "TASKS", "TASK_NAMES", "SERVER_FILES", "get_task"]
+
+
+class ServerFile(NamedTuple):
+    """One file of a GLUE server submission."""
+
+    name: str  # "MNLI-m.tsv"
+    task: str  # "mnli"
+    split: str  # the Hub test split it predicts: "test_matched"
+    rows: int  # rows the server expects: the official test-set size (9796)
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,9 @@ class TaskSpec:
         main_metric: the key (with suffix) used for model selection (``"accuracy_matched"``).
         submission_labels: label strings the GLUE server expects, index = label id; empty
             means the label id itself is written (``0``/``1``) or, for STS-B, a float.
+        display_name: the name tables print (``"SST-2"``, ``"AX"``).
+        sizes: ``(hub split, rows)`` of every split, in :attr:`splits` order: the official sizes.
+        predicts: other tasks whose test sets this task's model predicts (MNLI: ``("ax",)``).
     """
 
     name: str
@@ -43,6 +58,9 @@ class TaskSpec:
     metrics: tuple[str, ...]
     main_metric: str
     submission_labels: tuple[str, ...] = ()
+    display_name: str = ""
+    sizes: tuple[tuple[str, int], ...] = ()
+    predicts: tuple[str, ...] = ()
 
     @property
     def is_pair(self) -> bool:
@@ -58,6 +76,19 @@ class TaskSpec:
     def metric_keys(self) -> tuple[str, ...]:
         """All validation metric keys with suffixes (MNLI: ``accuracy_matched``, ...)."""
         return tuple(m + suffix for _, suffix in self.eval_splits for m in self.metrics)
+
+    def size(self, split: str) -> int:
+        """Official row count of a Hub split (``TASKS["qqp"].size("test")`` = 390965)."""
+        for s, n in self.sizes:
+            if s == split:
+                return n
+        raise ValueError(f"{split!r} is not a split of {self.name}; expected one of {list(self.splits)}")
+
+    @property
+    def server_files(self) -> tuple[ServerFile, ...]:
+        """The GLUE server files of the task's own test splits (MNLI: MNLI-m.tsv, MNLI-mm.tsv)."""
+        return tuple(ServerFile(stem + ".tsv", self.name, split, self.size(split))
+                     for split, stem in self.test_splits)
 
     def eval_suffix(self, split: str) -> str:
         for s, suffix in self.eval_splits:
@@ -82,37 +113,60 @@ _NLI3 = ("entailment", "neutral", "contradiction")
 _NLI2 = ("entailment", "not_entailment")
 _VAL = (("validation", ""),)
 
+
+def _sizes(train: int, validation: int, test: int) -> tuple[tuple[str, int], ...]:
+    return (("train", train), ("validation", validation), ("test", test))
+
+
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
         TaskSpec("cola", ("sentence",), 2, ("unacceptable", "acceptable"), False, "CoLA",
-                 _VAL, (("test", "CoLA"),), ("matthews",), "matthews"),
+                 _VAL, (("test", "CoLA"),), ("matthews",), "matthews",
+                 display_name="CoLA", sizes=_sizes(8_551, 1_043, 1_063)),
         TaskSpec("sst2", ("sentence",), 2, ("negative", "positive"), False, "SST-2",
-                 _VAL, (("test", "SST-2"),), ("accuracy",), "accuracy"),
+                 _VAL, (("test", "SST-2"),), ("accuracy",), "accuracy",
+                 display_name="SST-2", sizes=_sizes(67_349, 872, 1_821)),
         TaskSpec("mrpc", ("sentence1", "sentence2"), 2, ("not_equivalent", "equivalent"), False,
-                 "MRPC", _VAL, (("test", "MRPC"),), ("accuracy", "f1"), "accuracy"),
+                 "MRPC", _VAL, (("test", "MRPC"),), ("accuracy", "f1"), "accuracy",
+                 display_name="MRPC", sizes=_sizes(3_668, 408, 1_725)),
         TaskSpec("qqp", ("question1", "question2"), 2, ("not_duplicate", "duplicate"), False,
-                 "QQP", _VAL, (("test", "QQP"),), ("accuracy", "f1"), "accuracy"),
+                 "QQP", _VAL, (("test", "QQP"),), ("accuracy", "f1"), "accuracy",
+                 display_name="QQP", sizes=_sizes(363_846, 40_430, 390_965)),
         TaskSpec("stsb", ("sentence1", "sentence2"), 1, (), True, "STS-B",
-                 _VAL, (("test", "STS-B"),), ("pearson", "spearman"), "pearson"),
+                 _VAL, (("test", "STS-B"),), ("pearson", "spearman"), "pearson",
+                 display_name="STS-B", sizes=_sizes(5_749, 1_500, 1_379)),
         TaskSpec("mnli", ("premise", "hypothesis"), 3, _NLI3, False, "MNLI",
                  (("validation_matched", "_matched"), ("validation_mismatched", "_mismatched")),
                  (("test_matched", "MNLI-m"), ("test_mismatched", "MNLI-mm")),
-                 ("accuracy",), "accuracy_matched", _NLI3),
+                 ("accuracy",), "accuracy_matched", _NLI3,
+                 display_name="MNLI",
+                 sizes=(("train", 392_702), ("validation_matched", 9_815),
+                        ("validation_mismatched", 9_832), ("test_matched", 9_796),
+                        ("test_mismatched", 9_847)),
+                 predicts=("ax",)),
         TaskSpec("qnli", ("question", "sentence"), 2, _NLI2, False, "QNLI",
-                 _VAL, (("test", "QNLI"),), ("accuracy",), "accuracy", _NLI2),
+                 _VAL, (("test", "QNLI"),), ("accuracy",), "accuracy", _NLI2,
+                 display_name="QNLI", sizes=_sizes(104_743, 5_463, 5_463)),
         TaskSpec("rte", ("sentence1", "sentence2"), 2, _NLI2, False, "RTE",
-                 _VAL, (("test", "RTE"),), ("accuracy",), "accuracy", _NLI2),
+                 _VAL, (("test", "RTE"),), ("accuracy",), "accuracy", _NLI2,
+                 display_name="RTE", sizes=_sizes(2_490, 277, 3_000)),
         # WNLI's ids are flipped w.r.t. RTE: 0 not_entailment, 1 entailment (server wants 0/1).
         TaskSpec("wnli", ("sentence1", "sentence2"), 2, ("not_entailment", "entailment"), False,
-                 "WNLI", _VAL, (("test", "WNLI"),), ("accuracy",), "accuracy"),
-        # AX (diagnostic): test only, predicted by an MNLI model; no validation split.
+                 "WNLI", _VAL, (("test", "WNLI"),), ("accuracy",), "accuracy",
+                 display_name="WNLI", sizes=_sizes(635, 71, 146)),
+        # AX (diagnostic): test only, predicted by an MNLI model; no validation split.  The GLUE
+        # server scores it with Matthews' correlation (R3 over the three classes).
         TaskSpec("ax", ("premise", "hypothesis"), 3, _NLI3, False, "diagnostic",
-                 (), (("test", "AX"),), ("accuracy",), "accuracy", _NLI3),
+                 (), (("test", "AX"),), ("matthews",), "matthews", _NLI3,
+                 display_name="AX", sizes=(("test", 1_104),)),
     ]
 }
 
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+
+#: the 11 files of a GLUE server submission, by file name
+SERVER_FILES: dict[str, ServerFile] = {f.name: f for t in TASKS.values() for f in t.server_files}
 
 _ALIASES: dict[str, str] = {}
 for _t in TASKS.values():

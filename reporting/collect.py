@@ -25,7 +25,7 @@ RUN_COLUMNS = [
     "task", "method", "variant", "rank", "lr", "batch_size", "seed", "setting", "status", "reason",
     "metric", "best_epoch", "best_score", "last_epoch", "last_score", "trainable_adapter",
     "trainable_with_head", "model", "experiment", "init_from", "frozen_init", "has_layer_norms",
-    "has_predictions", "run_dir",
+    "has_predictions", "rows_skipped", "run_dir",
 ]
 
 _FROZEN_INIT_KEYS = ("frozen_init", "frozen_factor_init", "fixed_init", "frozen_init_method")
@@ -102,6 +102,13 @@ def _score(block: Any, metric: str, fallback: str | None) -> float:
     return math.nan
 
 
+def _rows_skipped(data: Any) -> int:
+    """Malformed data rows the run skipped, all splits together (metrics.json ``data``)."""
+    if not isinstance(data, dict):
+        return 0
+    return sum(int(r.get("rows_skipped") or 0) for r in data.values() if isinstance(r, dict))
+
+
 def _seed_from_dir(d: Path) -> int | None:
     m = re.fullmatch(r"seed=(-?\d+)", d.name)
     return int(m.group(1)) if m else None
@@ -168,6 +175,7 @@ def read_run(run_dir: Path, runs_root: Path) -> dict[str, Any]:
         "frozen_init": None if frozen_init is None else str(frozen_init).lower(),
         "has_layer_norms": (run_dir / "layer_norms.json").exists(),
         "has_predictions": pred_dir.is_dir() and any(pred_dir.glob("*.tsv")),
+        "rows_skipped": _rows_skipped(metrics.get("data")),
         "run_dir": str(run_dir),
     }
 

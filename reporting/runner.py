@@ -14,7 +14,7 @@ from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import load_published, load_test_scores
 from .selection import best_seed_run
 from .statistics import CI_DESCRIPTION
-from .submission import collect_prediction_files, write_submission
+from .submission import SubmissionError, collect_prediction_files, write_submission
 from .tables import to_markdown, write_tables
 
 
@@ -41,7 +41,8 @@ def _notes(res: PresetResult, opts: Options, runs_total: pd.DataFrame) -> list[s
 
 def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, published, test_scores,
                   opts: Options, figures: bool = True, submission: bool = True,
-                  figure_method: str | None = None, echo: Callable[[str], None] = print) -> PresetResult:
+                  figure_method: str | None = None, echo: Callable[[str], None] = print,
+                  submission_partial: bool = False) -> PresetResult:
     preset: Preset = get_preset(name)
     res = build_preset(preset, runs, choices, published, test_scores, opts)
     for m in res.messages:
@@ -104,9 +105,15 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
             same = [x for x in val if x.variant == e.variant]
             stem = e.variant if len(same) == 1 else _slug(e.label)
             zpath = results_dir / "submission" / f"{stem}.zip"
-            missing = write_submission(zpath, files)
-            echo(f"submission: {zpath} ({len(files)} files" +
-                 (f"; missing for a full GLUE submission: {', '.join(missing)})" if missing else ")"))
+            try:
+                rejected = write_submission(zpath, files, submission_partial)
+            except SubmissionError as refused:
+                echo(f"submission: {zpath} not written: {refused}\n"
+                     "  (submission_partial=true writes it anyway, for a dry run)")
+                continue
+            echo(f"submission: {zpath} ({len(files)} files)" + (
+                ", PARTIAL: the GLUE server would reject it:\n" + "\n".join(f"  {c}" for c in rejected)
+                if rejected else ""))
     return res
 
 
@@ -115,7 +122,8 @@ def run_report(results_dir: str | Path, preset: str = "all", ci: str | None = No
                test_scores: str | None = None, published: str | None = None, compare=None,
                grid: str | None = None, expected_seeds: int | None = None, bootstrap_samples: int = 10000,
                bootstrap_seed: int = 0, alpha: float = 0.05, figures: bool = True, submission: bool = True,
-               figure_method: str | None = None, echo: Callable[[str], None] = print) -> dict[str, PresetResult]:
+               figure_method: str | None = None, echo: Callable[[str], None] = print,
+               submission_partial: bool = False) -> dict[str, PresetResult]:
     results_dir = Path(results_dir)
     opts = Options(ci=ci, center=center, selection=selection, setting=setting, expected_seeds=expected_seeds,
                    n_boot=bootstrap_samples, boot_seed=bootstrap_seed, alpha=alpha,
@@ -133,6 +141,9 @@ def run_report(results_dir: str | Path, preset: str = "all", ci: str | None = No
         echo(f"{len(runs)} run directories: " + ", ".join(
             f"{k} {v}" for k, v in sorted(runs["status"].value_counts().to_dict().items()))
             + f"; sweep choices: {len(choices)}")
+        for _, r in runs[runs["rows_skipped"] > 0].iterrows():
+            echo(f"  {r['run_dir']}: {r['rows_skipped']} malformed data row(s) skipped "
+                 "(metrics.json 'data' names the lines)")
     names = PAPER_PRESETS if preset == "papers" else [preset]
     return {n: report_preset(n, results_dir, runs, choices, pub, tests, opts, figures, submission,
-                             figure_method, echo) for n in names}
+                             figure_method, echo, submission_partial) for n in names}

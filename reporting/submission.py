@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glue import make_submission_zip
+from glue import SubmissionError, check_submission
+from glue.submission import FileCheck, write_zip
 
 from .tasks import GLUE_FILES, TASK_FILES
+
+__all__ = ["SubmissionError", "collect_prediction_files", "write_submission"]
 
 
 def collect_prediction_files(run_by_task: dict[str, str]) -> dict[str, Path]:
@@ -19,7 +22,13 @@ def collect_prediction_files(run_by_task: dict[str, str]) -> dict[str, Path]:
     return files
 
 
-def write_submission(zip_path: Path, files: dict[str, Path]) -> list[str]:
-    """Write the zip (flat, GLUE names); return the GLUE files still missing for a full submission."""
-    make_submission_zip([files[name] for name in GLUE_FILES if name in files], zip_path)
-    return [n for n in GLUE_FILES if n not in files]
+def write_submission(zip_path: Path, files: dict[str, Path], partial: bool = False) -> list[FileCheck]:
+    """Write the zip (flat, GLUE names) if the GLUE server would take it; return the files it would
+    reject (missing, or not one row per official test row), written anyway only with ``partial``.
+    Raises glue.SubmissionError, naming each such file, when refused."""
+    paths = [files[name] for name in GLUE_FILES if name in files]
+    rejected = [c for c in check_submission(paths) if not c.ok]
+    if rejected and not partial:
+        raise SubmissionError(rejected)
+    write_zip(paths, zip_path)
+    return rejected

@@ -1,28 +1,24 @@
-"""GLUE task metadata used by the report (names follow docs/run_directory.md and methods.md)."""
+"""GLUE task metadata used by the report, derived from the task registry (glue/tasks.py), which
+holds every fact of a task; names follow docs/run_directory.md and methods.md."""
 from __future__ import annotations
 
-from glue import SUBMISSION_FILES, TASKS
+from glue import SERVER_FILES, SUBMISSION_FILES, TASKS
 
+# The order of the papers' tables (a presentation choice, not a GLUE fact).
 TASK_ORDER = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb", "wnli", "ax"]
 
-# The GLUE server scores the diagnostic set (AX) with Matthews' correlation.
-MAIN_METRIC = {name: spec.main_metric for name, spec in TASKS.items()} | {"ax": "matthews"}
+# The metric a task is reported with (AX: Matthews' correlation, as the GLUE server scores it).
+MAIN_METRIC = {name: spec.main_metric for name, spec in TASKS.items()}
 
-DISPLAY = {name: spec.glue_dir_name for name, spec in TASKS.items()} | {"ax": "AX", "average": "Avg"}
-
-# Official GLUE test-set sizes (methods.md). MNLI's headline number is the matched set.
-TEST_SIZE = {
-    "cola": 1063, "sst2": 1821, "mrpc": 1725, "stsb": 1379, "qqp": 390965, "mnli": 9796,
-    "mnli_mm": 9847, "qnli": 5463, "rte": 3000, "wnli": 146, "ax": 1104,
-}
+DISPLAY = {name: spec.display_name for name, spec in TASKS.items()} | {"average": "Avg"}
 
 # Metrics for which the Bernoulli half-width is not defined.
 NON_BERNOULLI = {"matthews", "pearson", "spearman"}
 
 # The GLUE server's file names, and which task's run produces them (the MNLI run predicts AX too).
 GLUE_FILES = list(SUBMISSION_FILES)
-TASK_FILES = {name: [f"{stem}.tsv" for _, stem in spec.test_splits] for name, spec in TASKS.items()}
-TASK_FILES["mnli"].append("AX.tsv")
+TASK_FILES = {name: [f.name for t in (name, *spec.predicts) for f in TASKS[t].server_files]
+              for name, spec in TASKS.items()}
 
 _ALIASES = {
     "sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli_m": "mnli", "mnli-matched": "mnli",
@@ -34,6 +30,11 @@ def normalise_task(name: str) -> str:
     """'SST-2', 'MNLI-m', 'sts-b' -> Hub config names ('sst2', 'mnli', 'stsb'); 'MNLI-mm' -> 'mnli_mm'."""
     key = str(name).strip().lower()
     return _ALIASES.get(key, key.replace("-", ""))
+
+
+# Official GLUE test-set sizes, keyed as the report names test scores (MNLI's headline number is
+# the matched set, 'mnli'; the mismatched one is 'mnli_mm').
+TEST_SIZE = {normalise_task(name.removesuffix(".tsv")): f.rows for name, f in SERVER_FILES.items()}
 
 
 def main_metric(task: str) -> str:

@@ -7,8 +7,8 @@ step (no backward, no optimiser), so evaluation examples count ``EVAL_WEIGHT`` e
     examples = epochs * train + EVAL_WEIGHT * (epochs * validation + validation + test)
     GPU-hours = examples / throughput / 3600
 
-Sizes: the real GLUE sizes (docs: /work/shared/reference/glue.md) for the Hub and glue_dir sources,
-the actual row counts of the files for ``data=sample``. ``throughput`` is training examples per
+Sizes: the official GLUE sizes (glue/tasks.py) for the Hub and glue_dir sources, the actual row
+counts of the files for ``data=sample``. ``throughput`` is training examples per
 second per GPU for one adapter run: the default 900 is roberta-base LoRA, batch 32, length 128, bf16
 on an H100 (docs: performance.md); the LoRA paper's length 512 runs at about half that.
 """
@@ -18,33 +18,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from glue.tasks import TASKS, TaskSpec, get_task
+
 EVAL_WEIGHT = 1 / 3
 DEFAULT_THROUGHPUT = 900.0  # examples/s, H100, one LoRA run (roberta-base, B=32, L=128, bf16)
 
-# (train, validation (all eval splits), test (all test splits, AX with MNLI)) -- the Hub's GLUE.
+
+def _glue_sizes(spec: TaskSpec) -> tuple[int, int, int]:
+    """(train, validation (all eval splits), test (all test splits, AX with MNLI)): official sizes."""
+    test = sum(t.size(split) for t in (spec, *map(get_task, spec.predicts)) for split, _ in t.test_splits)
+    return spec.size("train"), sum(spec.size(split) for split, _ in spec.eval_splits), test
+
+
+#: (train, validation, test) of every task a run trains on, from glue/tasks.py
 GLUE_SIZES: dict[str, tuple[int, int, int]] = {
-    "cola": (8_551, 1_043, 1_063),
-    "sst2": (67_349, 872, 1_821),
-    "mrpc": (3_668, 408, 1_725),
-    "qqp": (363_846, 40_430, 390_965),
-    "stsb": (5_749, 1_500, 1_379),
-    "mnli": (392_702, 9_815 + 9_832, 9_796 + 9_847 + 1_104),
-    "qnli": (104_743, 5_463, 5_463),
-    "rte": (2_490, 277, 3_000),
-    "wnli": (635, 71, 146),
-}
+    name: _glue_sizes(spec) for name, spec in TASKS.items() if "train" in spec.splits}
 
 
 @lru_cache(maxsize=None)
 def file_sizes(task: str, data_dir: str | None = None) -> tuple[int, int, int]:
     """Row counts of a task's files in a GLUE-layout folder (the bundled sample by default)."""
-    from glue import get_task
     from glue.loading import SAMPLE_DIR, glue_file_path, read_glue_tsv
 
     spec = get_task(task)
     root = Path(data_dir) if data_dir else SAMPLE_DIR
     counts = {"train": 0, "validation": 0, "test": 0}
-    tasks = [spec] + ([get_task("ax")] if spec.name == "mnli" else [])
+    tasks = [spec, *map(get_task, spec.predicts)]
     for t in tasks:
         for split in t.splits:
             kind = "train" if split == "train" else "validation" if split.startswith("validation") else "test"

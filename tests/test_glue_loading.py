@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from glue.loading import (
+    MAX_SKIPPED_LINES,
     GlueDataUnavailableError,
     SAMPLE_DIR,
+    SplitRecord,
+    split_records,
     features_for,
     load_glue,
     skipped_rows,
@@ -233,6 +236,29 @@ def test_qqp_skipped_count_survives_map_and_is_logged(glue_dir, caplog):
     mapped = dd.map(lambda x: x)
     assert skipped_rows(mapped)["train"] == 2
     assert "skipped_malformed_rows=2" in dd["train"].info.description
+    assert any("line(s) 4, 5" in r.getMessage() for r in caplog.records)
+
+
+def test_record_names_the_file_the_rows_and_the_skipped_lines(glue_dir):
+    records = split_records(load_glue("qqp", "glue_dir", data_dir=glue_dir))
+    # header on line 1, rows on 2-3, the row broken by a newline on lines 4 and 5, rows on 6-7
+    assert records["train"] == SplitRecord(str(glue_dir / "QQP" / "train.tsv"), 6, 4, (4, 5))
+    assert records["train"].as_dict() == {
+        "file": str(glue_dir / "QQP" / "train.tsv"), "rows_in_file": 6, "rows_read": 4,
+        "rows_skipped": 2, "skipped_lines": [4, 5]}
+    assert records["validation"] == SplitRecord(str(glue_dir / "QQP" / "dev.tsv"), 2, 2)
+    assert records["test"].rows_skipped == 0 and records["test"].rows_read == 3
+    mnli = split_records(load_glue("mnli", "glue_dir", data_dir=glue_dir, splits=["test_mismatched"]))
+    assert mnli == {"test_mismatched": SplitRecord(str(glue_dir / "MNLI" / "test_mismatched.tsv"), 1, 1)}
+
+
+def test_record_keeps_a_few_lines_and_counts_them_all(tmp_path):
+    hdr = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
+    rows = [hdr] + [(i, 1, 2, "a", "b", 0) if i % 2 else (i, "cut") for i in range(40)]
+    _w(tmp_path / "QQP" / "train.tsv", rows)
+    record = split_records(load_glue("qqp", "glue_dir", data_dir=tmp_path, splits=["train"]))["train"]
+    assert (record.rows_in_file, record.rows_read, record.rows_skipped) == (40, 20, 20)
+    assert record.skipped_lines == tuple(range(2, 2 + 2 * MAX_SKIPPED_LINES, 2))  # rows 0, 2, 4 ...
 
 
 def test_ax_alternative_file_name(tmp_path):
@@ -445,4 +471,6 @@ def test_hub_path_calls_load_dataset(monkeypatch, tmp_path):
     dd = load_glue("SST-2", "hub", cache_dir=tmp_path)
     assert calls == [("nyu-mll/glue", "sst2", str(tmp_path))]
     assert list(dd) == ["train", "test"]
+    assert split_records(dd) == {s: SplitRecord("hf://datasets/nyu-mll/glue/sst2", 1, 1)
+                                 for s in ("train", "test")}
     assert list(load_glue("sst2", "hub", splits=["test"])) == ["test"]

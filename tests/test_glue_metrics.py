@@ -31,7 +31,7 @@ def test_random_predictions_match_reference(task):
     m = compute_metrics(task, p.tolist(), y.tolist())
     assert set(m) == set(spec.metrics)
     assert all(type(v) is float for v in m.values())
-    if task == "cola":
+    if task in ("cola", "ax"):  # the GLUE server scores AX with Matthews' correlation too
         assert m["matthews"] == pytest.approx(matthews_corrcoef(y, p), abs=1e-12)
     else:
         assert m["accuracy"] == pytest.approx(float((p == y).mean()), abs=1e-12)

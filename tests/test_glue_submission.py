@@ -9,12 +9,14 @@ import pytest
 
 from glue.submission import (
     SUBMISSION_FILES,
+    SubmissionError,
+    check_submission,
     make_submission_zip,
     read_predictions,
     write_predictions,
     write_validation_predictions,
 )
-from glue.tasks import TASKS, get_task
+from glue.tasks import SERVER_FILES, TASKS, get_task
 
 EXPECTED_NAMES = {
     ("cola", "test"): "CoLA.tsv", ("sst2", "test"): "SST-2.tsv", ("mrpc", "test"): "MRPC.tsv",
@@ -128,27 +130,100 @@ def test_validation_predictions_round_trip(tmp_path):
         write_validation_predictions("mnli", "validation", [0], [0], [0], tmp_path)
 
 
-def test_submission_zip(tmp_path):
-    written = _write_all(tmp_path / "preds")
-    z = make_submission_zip([p for p, _, _ in written.values()], tmp_path / "sub.zip",
-                            require_all=True)
+# The official GLUE test-set sizes (the GLUE server's), written out independently of glue/tasks.py.
+OFFICIAL_TEST_ROWS = {
+    "CoLA.tsv": 1063, "SST-2.tsv": 1821, "MRPC.tsv": 1725, "STS-B.tsv": 1379, "QQP.tsv": 390965,
+    "MNLI-m.tsv": 9796, "MNLI-mm.tsv": 9847, "QNLI.tsv": 5463, "RTE.tsv": 3000, "WNLI.tsv": 146,
+    "AX.tsv": 1104,
+}
+
+
+@pytest.fixture(scope="module")
+def complete_files(tmp_path_factory):
+    """Prediction files of the official test sizes (synthetic predictions)."""
+    out = tmp_path_factory.mktemp("complete")
+    rng = np.random.default_rng(0)
+    for (task, split), name in EXPECTED_NAMES.items():
+        spec, n = get_task(task), OFFICIAL_TEST_ROWS[name]
+        preds = rng.uniform(0, 5, n) if spec.is_regression else rng.integers(0, spec.num_labels, n)
+        write_predictions(task, split, np.arange(n), preds, out)
+    return out
+
+
+def test_complete_submission_is_accepted(complete_files, tmp_path):
+    checks = check_submission(complete_files)
+    assert [c.name for c in checks] == list(SUBMISSION_FILES)
+    assert all(c.ok for c in checks), [str(c) for c in checks if not c.ok]
+    assert {c.name: c.rows for c in checks} == OFFICIAL_TEST_ROWS
+    z = make_submission_zip(sorted(complete_files.glob("*.tsv")), tmp_path / "sub.zip")
+    with zipfile.ZipFile(z) as zf:
+        assert sorted(zf.namelist()) == sorted(OFFICIAL_TEST_ROWS)
+        assert zf.read("QQP.tsv") == (complete_files / "QQP.tsv").read_bytes()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_partial_submission_is_refused_with_a_message_per_file(tmp_path, caplog):
+    written = _write_all(tmp_path / "preds", n=9)  # every file, 9 rows each
+    paths = [p for p, _, _ in written.values()]
+    with pytest.raises(SubmissionError) as refused:
+        make_submission_zip(paths, tmp_path / "sub.zip")
+    assert not (tmp_path / "sub.zip").exists()
+    lines = str(refused.value).splitlines()[1:]
+    assert len(lines) == len(refused.value.checks) == 11
+    for name, rows in OFFICIAL_TEST_ROWS.items():
+        line = next(x for x in lines if x.strip().startswith(name + ":"))
+        assert "holds 9 rows" in line and f"expects {rows:,} rows" in line, line
+    assert "  QQP.tsv: holds 9 rows; the GLUE server expects 390,965 rows (the QQP test set)" in lines
+    # the flag writes it anyway, for a dry run, and says what is wrong with each file
+    with caplog.at_level("WARNING", logger="glue.submission"):
+        z = make_submission_zip(paths, tmp_path / "sub.zip", partial=True)
     with zipfile.ZipFile(z) as zf:
         assert sorted(zf.namelist()) == sorted(SUBMISSION_FILES)
-        assert zf.read("RTE.tsv") == (tmp_path / "preds" / "RTE.tsv").read_bytes()
-    z2 = make_submission_zip(tmp_path / "preds", tmp_path / "sub2.zip")  # a folder
-    with zipfile.ZipFile(z2) as zf:
-        assert sorted(zf.namelist()) == sorted(SUBMISSION_FILES)
-    (tmp_path / "preds" / "validation.tsv").write_text("index\tprediction\n")
-    with pytest.raises(ValueError, match="not GLUE submission files"):
-        make_submission_zip([tmp_path / "preds" / "validation.tsv"], tmp_path / "bad.zip")
-    with pytest.raises(FileNotFoundError, match="missing"):
-        make_submission_zip([tmp_path / "preds" / "RTE.tsv"], tmp_path / "part.zip",
-                            require_all=True)
-    part = make_submission_zip([tmp_path / "preds" / "RTE.tsv"], tmp_path / "part.zip")
+    assert sum("partial GLUE submission" in r.getMessage() for r in caplog.records) == 11
+
+
+def test_missing_files_are_named(complete_files, tmp_path):
+    keep = [complete_files / n for n in SUBMISSION_FILES if n not in ("AX.tsv", "MNLI-mm.tsv")]
+    with pytest.raises(SubmissionError) as refused:
+        make_submission_zip(keep, tmp_path / "sub.zip")
+    assert [c.name for c in refused.value.checks] == ["MNLI-mm.tsv", "AX.tsv"]
+    assert "AX.tsv: missing; the GLUE server expects 1,104 rows (the AX test set)" in str(refused.value)
+    assert "MNLI-mm.tsv: missing; the GLUE server expects 9,847 rows" in str(refused.value)
+    part = make_submission_zip([complete_files / "RTE.tsv"], tmp_path / "part.zip", partial=True)
     with zipfile.ZipFile(part) as zf:
         assert zf.namelist() == ["RTE.tsv"]
 
 
+def test_a_full_size_file_with_a_bad_row_is_refused(complete_files, tmp_path):
+    rte = (complete_files / "RTE.tsv").read_text().splitlines()
+    dup = tmp_path / "dup" / "RTE.tsv"
+    dup.parent.mkdir()
+    dup.write_text("\n".join(rte[:-1] + ["0\tentailment"]) + "\n")  # index 0 twice, 3000 rows
+    check = check_submission([dup])[SUBMISSION_FILES.index("RTE.tsv")]
+    assert (check.rows, check.problem) == (3000, "index 0 occurs twice")
+    bad = tmp_path / "bad" / "RTE.tsv"
+    bad.parent.mkdir()
+    bad.write_text("\n".join(rte[:-1] + ["2999\tmaybe"]) + "\n")
+    check = check_submission([bad])[SUBMISSION_FILES.index("RTE.tsv")]
+    assert check.problem.startswith("unreadable") and "maybe" in check.problem
+
+
+def test_zip_input_errors(tmp_path):
+    written = _write_all(tmp_path / "preds")
+    (tmp_path / "preds" / "validation.tsv").write_text("index\tprediction\n")
+    with pytest.raises(ValueError, match="not GLUE submission files"):
+        make_submission_zip([tmp_path / "preds" / "validation.tsv"], tmp_path / "bad.zip")
+    rte = written[("rte", "test")][0]
+    with pytest.raises(ValueError, match="duplicate submission files"):
+        make_submission_zip([rte, rte], tmp_path / "bad.zip", partial=True)
+    with pytest.raises(FileNotFoundError, match="RTE.tsv"):
+        make_submission_zip([tmp_path / "nowhere" / "RTE.tsv"], tmp_path / "bad.zip", partial=True)
+    z = make_submission_zip(tmp_path / "preds", tmp_path / "folder.zip", partial=True)  # a folder
+    with zipfile.ZipFile(z) as zf:
+        assert sorted(zf.namelist()) == sorted(SUBMISSION_FILES)
+
+
 def test_every_task_has_its_server_files():
     names = [stem + ".tsv" for t in TASKS.values() for _, stem in t.test_splits]
-    assert sorted(names) == sorted(SUBMISSION_FILES)
+    assert sorted(names) == sorted(SUBMISSION_FILES) == sorted(OFFICIAL_TEST_ROWS)
+    assert {n: SERVER_FILES[n].rows for n in SUBMISSION_FILES} == OFFICIAL_TEST_ROWS

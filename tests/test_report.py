@@ -230,10 +230,23 @@ def test_figures_are_valid_png_and_pdf(reports, tree):
         assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1024
 
 
-def test_submission_zip(reports, tree):
+def test_submission_zip_of_partial_runs_is_refused_unless_asked_for(reports, tree, tmp_path):
+    # the runs predicted 1 row of RTE and MRPC, no other file: the GLUE server would reject the zip
     z = tree / "submission" / "symlora.zip"
+    assert not z.exists()
+    msgs: list[str] = []
+    run_report(tree, preset="symlora_table1", echo=msgs.append, figures=False)
+    refusal = next(m for m in msgs if m.startswith(f"submission: {z} not written"))
+    assert "RTE.tsv: holds 1 row; the GLUE server expects 3,000 rows" in refusal
+    assert "AX.tsv: missing; the GLUE server expects 1,104 rows" in refusal
+    assert sum(line.startswith("  ") and ".tsv: " in line for line in refusal.splitlines()) == 11
+    assert not z.exists()
+    msgs.clear()
+    run_report(tree, preset="symlora_table1", echo=msgs.append, figures=False, submission_partial=True)
     with zipfile.ZipFile(z) as zf:
         assert sorted(zf.namelist()) == ["MRPC.tsv", "RTE.tsv"]
+    assert any(m.startswith(f"submission: {z} (2 files), PARTIAL") and "RTE.tsv: holds 1 row" in m
+               for m in msgs)
 
 
 def test_sweep_choice_wins_over_best_mean(reports):

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, RandomSampler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from glue import get_task, load_glue, make_collator, tokenize_glue
+from glue import get_task, load_glue, make_collator, split_records, tokenize_glue
 from training.config import resolve_path
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,13 @@ if not sys.stderr.isatty():  # progress bars only on a terminal
 class RunData:
     def __init__(self, cfg: DictConfig, task, tokenizer):
         self.cfg, self.task = cfg, task
+        self.records: dict[str, dict] = {}  # task -> split -> SplitRecord
         self.splits = {task.name: self._load(task, tokenizer)}
-        if task.name == "mnli":  # the GLUE diagnostic set (AX) is predicted by the MNLI model
+        for other in map(get_task, task.predicts):  # MNLI's model predicts the diagnostic set (AX)
             try:
-                self.splits["ax"] = self._load(get_task("ax"), tokenizer)
+                self.splits[other.name] = self._load(other, tokenizer)
             except FileNotFoundError as missing:
-                log.info("no AX test set (%s): AX.tsv is not written", missing)
+                log.info("no %s test set (%s): it is not predicted", other.display_name, missing)
         self.collate = make_collator(tokenizer, pad_to_multiple_of=cfg.pad_to_multiple_of)
         self.train_size = len(self.splits[task.name]["train"])
         self.train_lengths = ([len(ids) for ids in self.splits[task.name]["train"]["input_ids"]]
@@ -37,8 +38,15 @@ class RunData:
         data = self.cfg.data
         raw = load_glue(task.name, source=data.source,
                         data_dir=resolve_path(data.dir) if data.dir else None, cache_dir=data.cache_dir)
+        self.records[task.name] = split_records(raw)
         return tokenize_glue(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
                              cache_dir=data.tokenized_cache)
+
+    def record(self) -> dict:
+        """What reading the data did (metrics.json's ``data``): split -> {file, rows_in_file,
+        rows_read, rows_skipped, skipped_lines}; another task's splits (MNLI's AX) as ``ax/test``."""
+        return {split if name == self.task.name else f"{name}/{split}": record.as_dict()
+                for name, records in self.records.items() for split, record in records.items()}
 
     def train_loader(self, epoch: int, seed: int) -> DataLoader:
         """Epoch `epoch`'s order comes from (seed, epoch) alone, so a resumed run sees the same data."""

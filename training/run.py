@@ -113,7 +113,7 @@ def train_members(cfgs, directories, starts, todo, task) -> None:
         member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
         member.head.to(device)
         member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), starts[i],
-                                   data.train_size, device, model.config)
+                                   data.train_size, device, model.config, data.record())
         members[i] = member
     for member in members.values():
         rundir.write_config(member.directory, OmegaConf.to_container(member.cfg))
@@ -273,7 +273,7 @@ def finish(member: Member) -> None:
 
 
 def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | None, train_size: int,
-                 device, model_config) -> dict:
+                 device, model_config, data_record: dict) -> dict:
     """The part of metrics.json known before training: enough to rebuild the run and to place it in
     a table (docs/run_directory.md)."""
     plain = OmegaConf.to_container(cfg)
@@ -290,7 +290,7 @@ def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | Non
                                 "init_from": str(init_directory) if init_directory else None},
             "precision": "bf16" if device.type == "cuda" and cfg.precision == "bf16" else "fp32",
             "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
-            "main_metric": task.main_metric, "train_examples": train_size,
+            "main_metric": task.main_metric, "train_examples": train_size, "data": data_record,
             "versions": versions(), "device": describe(device)}
 
 
