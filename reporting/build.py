@@ -131,6 +131,7 @@ def bind_protocol(preset: Preset, runs: pd.DataFrame) -> tuple[pd.DataFrame, dic
     other protocol (or model) had, left out."""
     if runs.empty:
         return runs, {}
+    runs = _inherit_protocol(runs)
     variants = {e.variant for e in preset.entries} | set(preset.extra_variants)
     tasks = {run_task(t) for t in preset.tasks}
     relevant = runs["task"].isin(tasks) & runs["variant"].isin(variants) if preset.tasks else \
@@ -151,6 +152,22 @@ def bind_protocol(preset: Preset, runs: pd.DataFrame) -> tuple[pd.DataFrame, dic
             left[f"model={key}"] = int(n)
         keep &= ok
     return runs[keep], left
+
+
+def _inherit_protocol(runs: pd.DataFrame) -> pd.DataFrame:
+    """A run with no metrics.json yet (missing) records no protocol: it takes that of the finished
+    or failed runs of its setting (the same configuration, hence the same experiment)."""
+    unknown = runs["experiment"].isna() & (runs["status"] == "missing")
+    if not unknown.any():
+        return runs
+    known = runs[runs["experiment"].notna()].drop_duplicates(["task", "method", "setting"])
+    lookup = {(r.task, r.method, r.setting): (r.experiment, r.grid) for r in known.itertuples()}
+    runs = runs.copy()
+    for i in runs.index[unknown]:
+        found = lookup.get((runs.at[i, "task"], runs.at[i, "method"], runs.at[i, "setting"]))
+        if found:
+            runs.at[i, "experiment"], runs.at[i, "grid"] = found
+    return runs
 
 
 # ---------------------------------------------------------------- run matching
@@ -373,7 +390,7 @@ def _display(preset: Preset, entries: list[Entry], tasks: list[str], long: pd.Da
                 r = cells.get((e.label, t), {})
                 line[f"{e.label}: ours"] = fmt_cell(r) if r else "–"
                 if e.split == "test":
-                    line[f"{e.label}: n"] = "–" if not r or not _finite(r.get("value")) else f"{r['test_n']:,}"
+                    line[f"{e.label}: n"] = "–" if not r or not _finite(r.get("value")) else f"{int(r['test_n']):,}"
                 else:
                     line[f"{e.label}: n"] = r.get("n_label", "–") if r and r.get("n_total") else "–"
                 line[f"{e.label}: {e.pub_label}"] = fmt_published(r) if r else "–"
