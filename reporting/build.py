@@ -450,7 +450,7 @@ def _compare(preset, entries, tasks, chosen, opts, col, ci, center) -> tuple[pd.
         sa = summarize(xa, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
         sb = summarize(xb, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
         w = welch(xa, xb, opts.alpha)
-        eq = tost(xa, xb, margin / 100.0, opts.alpha)
+        eq = tost(xa, xb, margin / 100.0, opts.alpha, f"{margin:g} points")
         overlap = intervals_overlap(sa["ci_low"], sa["ci_high"], sb["ci_low"], sb["ci_high"])
         rows.append({"task": t, "a": a.label, "b": b.label, "value_a": _pct(sa["value"]),
                      "value_b": _pct(sb["value"]), "diff": _pct(sa["value"]) - _pct(sb["value"]),

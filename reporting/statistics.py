@@ -177,10 +177,12 @@ def welch(a: Iterable[float], b: Iterable[float], alpha: float = 0.05) -> dict[s
             "alpha": alpha}
 
 
-def tost(a: Iterable[float], b: Iterable[float], margin: float, alpha: float = 0.05) -> dict[str, Any]:
+def tost(a: Iterable[float], b: Iterable[float], margin: float, alpha: float = 0.05,
+         margin_label: str | None = None) -> dict[str, Any]:
     """Equivalence of the means within ±``margin`` (same unit as the scores): two one-sided Welch
     tests, H0 mean(a) - mean(b) <= -margin and H0 mean(a) - mean(b) >= +margin; p is the larger of
-    the two, and 'equivalent' (the only ground for calling two methods tied) needs p < alpha."""
+    the two, and 'equivalent' (the only ground for calling two methods tied) needs p < alpha.
+    ``margin_label`` is how the decision names the margin (e.g. '1 point' for scores in %)."""
     x, y = _clean(a), _clean(b)
     if x.size < 2 or y.size < 2 or not margin or margin <= 0:
         return {"p": math.nan, "p_lower": math.nan, "p_upper": math.nan, "margin": margin,
@@ -190,8 +192,9 @@ def tost(a: Iterable[float], b: Iterable[float], margin: float, alpha: float = 0
         lower = stats.ttest_ind(x + margin, y, equal_var=False, alternative="greater")
         upper = stats.ttest_ind(x - margin, y, equal_var=False, alternative="less")
     p = max(float(lower.pvalue), float(upper.pvalue))
+    shown = margin_label or f"{margin:g}"
     decision = "n/a" if not math.isfinite(p) else (
-        f"equivalent within ±{margin:g} (TOST p = {p:.3g})" if p < alpha
-        else f"equivalence not shown within ±{margin:g} (TOST p = {p:.3g})")
+        f"equivalent within ±{shown} (TOST p = {p:.3g})" if p < alpha
+        else f"equivalence not shown within ±{shown} (TOST p = {p:.3g})")
     return {"p": p, "p_lower": float(lower.pvalue), "p_upper": float(upper.pvalue), "margin": margin,
             "decision": decision, "test": TOST_TEST}

@@ -7,6 +7,7 @@ Column names ``"<group>: <column>"`` become two header rows, the group spanning 
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def latex_escape(text: str) -> str:
     return "".join(out)
 
 
+def _minus(cell) -> str:
+    """A hyphen before a digit in a cell is a minus sign ("-1.2" -> "−1.2", typeset $-$)."""
+    return re.sub(r"(?<![\w.])-(?=\d)", "−", str(cell))
+
+
 def _header_rows(columns: list[str]) -> list[str]:
     """One header row, or two when columns are named "<group>: <column>" (booktabs \\cmidrule)."""
     split = [c.split(": ", 1) if ": " in c else ["", c] for c in columns]
@@ -84,7 +90,7 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
               rf"\begin{{lrbox}}{{\reporttablebox}}\begin{{tabular}}{{{align}}}", r"\toprule",
               *_header_rows(columns), r"\midrule"]
     for row in df.astype(object).fillna("–").values.tolist():
-        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+        lines.append(" & ".join(latex_escape(_minus(v)) for v in row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}\end{lrbox}",
               r"\ifdim\wd\reporttablebox>\linewidth\resizebox{\linewidth}{!}{\usebox{\reporttablebox}}"
               r"\else\usebox{\reporttablebox}\fi",
@@ -104,6 +110,16 @@ def latex_document(tables: list[str]) -> str:
     return LATEX_PREAMBLE + "\\begin{document}\n" + "\n\\clearpage\n".join(tables) + "\\end{document}\n"
 
 
+def compact(display: pd.DataFrame) -> pd.DataFrame:
+    """The LaTeX table: the display without the Δ columns / lines (ours − paper, in the Markdown and
+    CSV), so that it stays narrow enough to read on a page."""
+    keep = [c for c in display.columns if not str(c).endswith(": Δ") and str(c) != "Δ"]
+    out = display[keep]
+    if "" in out.columns:
+        out = out[out[""] != "Δ"]
+    return out.reset_index(drop=True)
+
+
 def write_tables(out_dir: Path, name: str, display: pd.DataFrame, long: pd.DataFrame, title: str,
                  notes: list[str], caption: str | None = None) -> dict[str, Path]:
     """DIR/tables/<name>.md (title, display table, notes), .csv (the long table, numbers in %), .tex
@@ -113,5 +129,5 @@ def write_tables(out_dir: Path, name: str, display: pd.DataFrame, long: pd.DataF
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "tex": out_dir / f"{name}.tex"}
     paths["md"].write_text(md)
     long.to_csv(paths["csv"], index=False)
-    paths["tex"].write_text(to_latex(display, caption=caption or title, label=f"tab:{name}"))
+    paths["tex"].write_text(to_latex(compact(display), caption=caption or title, label=f"tab:{name}"))
     return paths

@@ -407,3 +407,25 @@ def test_help_lists_the_presets_and_imports_nothing_heavy():
              "print(heavy)")
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------ LaTeX: compiles and fits a page
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="pdflatex not installed")
+def test_every_paper_table_compiles_with_pdflatex_and_fits_the_page(reports, tree, tmp_path):
+    from reporting.tables import latex_document
+
+    written = sorted(p for name in PAPER_PRESETS for p in (tree / "tables").glob(f"{name}*.tex"))
+    assert len(written) >= len(PAPER_PRESETS)
+    for tex in written:
+        text = tex.read_text()
+        assert text.isascii(), tex.name  # pdflatex-safe: no U+2212, no raw ±
+        assert "¡" not in text and "\\caption{" in text
+        doc = tmp_path / f"{tex.stem}_doc.tex"
+        doc.write_text(latex_document([text]))
+        out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        log = (tmp_path / f"{doc.stem}.log").read_text(errors="replace")
+        assert out.returncode == 0, f"{tex.name}:\n" + out.stdout[-2000:]
+        assert "Overfull \\hbox" not in log and "Float too large" not in log, f"{tex.name} does not fit:\n" + \
+            "\n".join(line for line in log.splitlines() if "Overfull" in line or "Float too large" in line)
+        assert (tmp_path / f"{doc.stem}.pdf").stat().st_size > 1000
