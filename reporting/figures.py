@@ -3,6 +3,7 @@ and a per-task bar chart with the 95% intervals. PNG and PDF, matplotlib's Agg b
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -145,8 +146,10 @@ def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> 
             if np.isfinite(pub).any():
                 ax.scatter(pos, pub, marker="_", s=120, color="black", zorder=3,
                            label="published" if i == 0 and ax is axes[0][0] else None)
-        ax.set_ylim(bottom=0, top=100)
-        ax.set_xticks(x, [display(t) if t != "mnli_mm" else "MNLI-mm" for t in tasks], fontsize=8)
+        lowest = np.nanmin(np.append(sub_panel["ci_low"].astype(float).to_numpy(), 0.0))
+        ax.set_ylim(bottom=min(0.0, 10 * math.floor(lowest / 10)), top=100)  # from zero (Matthews may be < 0)
+        names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI"}
+        ax.set_xticks(x, [names.get(t, display(t)) for t in tasks], fontsize=8)
         ax.set_ylabel(panel, fontsize=8)
     handles, labels = [], []
     for ax in axes[0]:
