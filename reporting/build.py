@@ -298,6 +298,7 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
                            lr=None if first is None else first["lr"],
                            batch_size=None if first is None else first["batch_size"],
                            effective_batch=None if first is None else first["effective_batch"],
+                           precision=None if first is None else first["precision"],
                            rank=rank if rank is not None else (None if first is None else first["rank"]),
                            trainable_adapter=srun["trainable_adapter"].dropna().max() if len(srun) else None,
                            trainable_with_head=srun["trainable_with_head"].dropna().max() if len(srun) else None)

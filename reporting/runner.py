@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -88,6 +88,9 @@ def _notes(res: PresetResult, opts: ReportOptions, runs_total: pd.DataFrame) -> 
     if batches:
         notes.append("Batch per optimiser step (batch_size × grad_accumulation): "
                      + ", ".join(str(b) for b in sorted(batches)) + ".")
+    precisions = res.long.get("precision", pd.Series(dtype=object)).dropna().unique().tolist()
+    if precisions:
+        notes.append("Precision: " + ", ".join(sorted(map(str, precisions))) + ".")
     if any(e.split == "test" for e in res.entries):
         notes.append("Test: GLUE server scores; ± = 1.96·√(p(1−p)/n) over the n test examples the score "
                      "counts (column n); – for Matthews/Pearson.")
@@ -226,4 +229,4 @@ def run_report(options: ReportOptions, echo: Callable[[str], None] = print) -> d
     return {n: report_preset(n, results_dir, runs, choices, pub, tests, opts, echo) for n in names}
 
 
-__all__ = ["ReportOptions", "run_report", "report_preset", "ReportInputError", field]
+__all__ = ["ReportOptions", "ReportInputError", "run_report", "report_preset"]
