@@ -107,8 +107,9 @@ _add(Preset(
     figure_variants=("symlora", "lora"), model="roberta-base",
     caption="SymLoRA and LoRA on GLUE with roberta-base (rank 8, query and value). Validation: mean over "
             "seeds ± 1.96·sd/√n, as in the SymLoRA paper; test: GLUE server score ± the Bernoulli "
-            "half-width 1.96·√(p(1−p)/n) over the test examples the score counts (– for Matthews and "
-            "Pearson correlations). n: seeds with a score of all seeds run.",
+            "half-width 1.96·√(p(1−p)/n) over the n test examples the score counts (– for Matthews and "
+            "Pearson correlations). Metrics: CoLA Matthews correlation, STS-B Pearson correlation, "
+            "others accuracy. Validation n: seeds with a score of all seeds run.",
     note="MNLI: the SymLoRA paper prints one number per split; its test ± 0.5 counts matched and "
          "mismatched together (n = 9,796 + 9,847). LoRA: the SymLoRA paper's copy of the LoRA paper's "
          "numbers is floored (QQP 90.8 → 90, RTE 86.6 → 86, MRPC 89.7 → 89); both are shown",

@@ -109,6 +109,11 @@ def _caption(res: PresetResult) -> str:
     """A caption a paper can keep: what the table shows and how the numbers were made."""
     p = res.preset
     cap = p.caption or p.title
+    if "Metrics:" not in cap and p.tasks:
+        names = {"cola": "CoLA Matthews correlation", "stsb": "STS-B Pearson correlation",
+                 "mnli": "MNLI matched accuracy"}
+        cap += " Metrics: " + ", ".join(names[t] for t in names if t in p.tasks) + \
+            (", others accuracy." if any(t not in names for t in p.tasks) else ".")
     if res.ci != p.ci or res.center != p.center:
         cap += f" (Ours here: {res.center} over seeds, {CI_DESCRIPTION[res.ci].format(center=res.center)}.)"
     if res.left_out:
@@ -145,8 +150,7 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         cmp_disp = cmp_disp.drop(columns=["test", "a", "b", "ci"])
         write_tables(results_dir / "tables", f"{name}_compare", cmp_disp, res.compare,
                      f"{preset.title}: comparison", [res.compare_note],
-                     caption=f"{res.compare['a'].iloc[0]} (a) against {res.compare['b'].iloc[0]} (b). "
-                             + res.compare_note)
+                     caption=_compare_caption(res, opts), latex=_compare_latex(cmp_disp, res.long))
         echo(f"\n### Comparison ({res.compare_note})\n\n{to_markdown(cmp_disp)}")
     elif res.compare_note:
         echo(f"[{name}] {res.compare_note}")
@@ -159,6 +163,30 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
     if opts.submission:
         _submission(res, results_dir, opts.selection, echo)
     return res
+
+
+def _compare_caption(res: PresetResult, opts: ReportOptions) -> str:
+    a, b = res.compare["a"].iloc[0], res.compare["b"].iloc[0]
+    interval = CI_DESCRIPTION[res.ci].format(center=res.center)
+    return (f"{a} (a) against {b} (b) per task: {res.center} over seeds with its {interval}; the "
+            f"difference a − b; the two-sided Welch t-test p (different if p < {opts.alpha:g}, otherwise "
+            f"not significantly different, which with a few seeds is not equivalence); whether the two "
+            f"intervals overlap; and the TOST p for equivalence within ±{opts.equivalence_margin:g} points "
+            f"(equivalent if p < {opts.alpha:g}).")
+
+
+def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as a paper prints it: the two intervals, the difference and the p-values (the
+    decisions' wording is in the caption and the Markdown)."""
+    tasks = list(long["task"].unique()) if "task" in long else []
+    from .build import task_name
+
+    return pd.DataFrame({
+        "Task": [task_name(t, tasks) for t in cmp_disp["task"]],
+        "a: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_a"], cmp_disp["ci_a"])],
+        "a: n": cmp_disp["n_a"], "b: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_b"], cmp_disp["ci_b"])],
+        "b: n": cmp_disp["n_b"], "a − b": cmp_disp["diff"], "Welch p": cmp_disp["p"],
+        "overlap": cmp_disp["intervals_overlap"], "TOST p": cmp_disp["tost_p"]})
 
 
 def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure_method: str | None) -> list[Path]:

@@ -81,7 +81,7 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
     """A booktabs table float; scaled down to \\linewidth only when wider (measured by TeX itself)."""
     columns = [str(c) for c in df.columns]
     align = "l" * min(len(columns), 1) + "r" * max(len(columns) - 1, 0)
-    lines = [r"\begin{table}[tbp]", r"\centering", r"\small"]
+    lines = [r"\begin{table}[tbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}"]
     if caption:
         lines.append(rf"\caption{{{latex_escape(caption)}}}")
     if label:
@@ -111,9 +111,9 @@ def latex_document(tables: list[str]) -> str:
 
 
 def compact(display: pd.DataFrame) -> pd.DataFrame:
-    """The LaTeX table: the display without the Δ columns / lines (ours − paper, in the Markdown and
-    CSV), so that it stays narrow enough to read on a page."""
-    keep = [c for c in display.columns if not str(c).endswith(": Δ") and str(c) != "Δ"]
+    """The LaTeX table: the display without the Δ columns / lines (ours − paper) and the metric column
+    (both in the Markdown and CSV; captions name the metrics), so that it stays readable on a page."""
+    keep = [c for c in display.columns if not str(c).endswith(": Δ") and str(c) not in ("Δ", "Metric")]
     out = display[keep]
     if "" in out.columns:
         out = out[out[""] != "Δ"]
@@ -121,13 +121,15 @@ def compact(display: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(out_dir: Path, name: str, display: pd.DataFrame, long: pd.DataFrame, title: str,
-                 notes: list[str], caption: str | None = None) -> dict[str, Path]:
+                 notes: list[str], caption: str | None = None, latex: pd.DataFrame | None = None) -> dict[str, Path]:
     """DIR/tables/<name>.md (title, display table, notes), .csv (the long table, numbers in %), .tex
-    (the display table with ``caption``: what a paper keeps; the notes stay in the Markdown)."""
+    (``latex``, by default the compact display, with ``caption``: what a paper keeps; the notes stay
+    in the Markdown)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = f"## {title}\n\n" + to_markdown(display) + "".join(f"\n{n}" for n in notes) + ("\n" if notes else "")
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "tex": out_dir / f"{name}.tex"}
     paths["md"].write_text(md)
     long.to_csv(paths["csv"], index=False)
-    paths["tex"].write_text(to_latex(compact(display), caption=caption or title, label=f"tab:{name}"))
+    table = compact(display) if latex is None else latex
+    paths["tex"].write_text(to_latex(table, caption=caption or title, label=f"tab:{name}"))
     return paths
