@@ -11,7 +11,13 @@ from .tasks import normalise_task
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "reference" / "published_results.csv"
 
 
+class ReportInputError(ValueError):
+    """Bad input to the report, with the file (and line) that holds it."""
+
+
 def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    if path and not Path(path).is_file():
+        raise ReportInputError(f"published={path}: no such file")
     path = Path(path) if path else DEFAULT_PUBLISHED
     if not path.exists():
         return pd.DataFrame(columns=["source", "table", "method", "model", "trainable_params", "rank",
@@ -37,10 +43,6 @@ def find_published(pub: pd.DataFrame, source: str, table: str, method: str, task
     if rank is not None and not sub.empty and sub["rank"].notna().any():
         sub = sub[sub["rank"] == int(rank)]
     return None if sub.empty else sub.iloc[0]
-
-
-class ReportInputError(ValueError):
-    """Bad input to the report, with the file (and line) that holds it."""
 
 
 def load_test_scores(path: str | Path | None) -> pd.DataFrame:
