@@ -169,7 +169,7 @@ def read_run(run_dir: Path, runs_root: Path) -> dict[str, Any]:
         "experiment": experiment,  # the protocol: configs/experiment/<name> and the sweep grid
         "grid": metrics.get("grid"),
         "effective_batch": hp.get("effective_batch", hp.get("batch_size", parsed.get("batch_size"))),
-        "precision": hp.get("precision"),
+        "precision": metrics.get("precision", hp.get("precision")),
         "init_from": None if init_from in (None, "") else str(init_from),
         "frozen_init": None if frozen_init is None else str(frozen_init).lower(),
         "has_layer_norms": (run_dir / "layer_norms.json").exists(),

@@ -10,7 +10,7 @@ import adapters
 from training.config import compose
 from training.loop import optimizer_steps
 from training.run import run
-from training.run_dir import run_dir
+from rundir import run_dir
 
 
 def test_accumulation_2_of_batch_4_is_one_update_of_batch_8(tiny_run, tmp_path):
@@ -71,7 +71,7 @@ def test_lora_paper_presets_name_both_readings_of_the_batch():
 def test_asymmetry_preset_is_roberta_large_from_the_pretrained_model():
     for task in ("mnli", "rte", "mrpc", "stsb"):
         cfg = compose(["experiment=asymmetry", f"task={task}"])
-        assert cfg.model.name == "roberta-large" and cfg.init_from is None
+        assert cfg.model.name_or_path == "roberta-large" and cfg.init_from is None
 
 
 def test_delora_frozen_factors_default_to_gaussian():

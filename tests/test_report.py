@@ -48,7 +48,7 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
         return d
     metric = METRIC[task]
     hp = {"lr": lr, "batch_size": bs, "grad_accumulation": accumulation, "effective_batch": bs * accumulation,
-          "precision": "bf16", "epochs": 3, "rank": rank, "alpha": rank, "max_seq_len": 128,
+          "epochs": 3, "rank": rank, "alpha": rank, "max_seq_len": 128,
           "weight_decay": 0.1, "warmup_ratio": 0.06, "init_from": init_from}
     if frozen_init:
         hp["frozen_init"] = frozen_init
@@ -56,7 +56,7 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
     if mismatched is not None and status == "done":
         best["accuracy_mismatched"] = mismatched
     m = {"status": status, "reason": None if status == "done" else "nan loss", "task": task, "method": method,
-         "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid,
+         "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid, "precision": "bf16",
          "hyperparameters": hp, "trainable": {"adapter": trainable, "with_head": trainable + 592130},
          "main_metric": metric,
          "best_epoch": 2 if status == "done" else None, "best": best,
