@@ -1,32 +1,29 @@
 """Paper tables, comparisons, figures and the GLUE submission zip from a results directory.
 
-    python report.py results_dir=DIR preset=symlora_table1 test_scores=FILE.csv ci=normal selection=best_epoch
+    python report.py results_dir=DIR preset=symlora_table1 test_scores=FILE.csv
+    python report.py --help          # the presets and every option (configs/report.yaml)
 
-Presets: symlora_table1 delora_table1 delora_table2 delora_table3 asymmetry lora_table2, all/summary
-(default: whatever runs are there), papers (all six). Writes DIR/tables/<preset>.{md,csv,tex},
-DIR/tables/<preset>_compare.*, DIR/tables/runs.csv, DIR/figures/*.{png,pdf}, DIR/submission/*.zip.
-The work lives in ``reporting/``; see configs/report.yaml for every option.
+The work lives in ``reporting/``; nothing heavy (pandas, matplotlib, torch) is imported until a report
+is made, so ``--help`` answers at once.
 """
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from reporting.runner import run_report
-
 
 @hydra.main(config_path="configs", config_name="report", version_base=None)
 def main(cfg: DictConfig) -> None:
-    c = OmegaConf.to_container(cfg, resolve=True)
-    run_report(
-        results_dir=c["results_dir"], preset=str(c["preset"]), ci=c.get("ci"), selection=c["selection"],
-        setting=c["setting"], center=c.get("center"), test_scores=c.get("test_scores"),
-        published=c.get("published"), compare=c.get("compare"), grid=c.get("grid"),
-        expected_seeds=c.get("expected_seeds"), bootstrap_samples=c["bootstrap_samples"],
-        bootstrap_seed=c["bootstrap_seed"], alpha=c["alpha"], figures=c["figures"],
-        submission=c["submission"], figure_method=c.get("figure_method"),
-        submission_partial=c["submission_partial"],
-    )
+    from reporting.runner import ReportInputError, ReportOptions, run_report
+
+    try:
+        run_report(ReportOptions.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
+    except (ReportInputError, FileNotFoundError, KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"report.py: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,14 @@ strength): this is the decomposition-based method, a LoRA whose outer factors ar
     h = W0 x + b + s · B Σ A x,    A: r × d_in, B: d_out × r frozen random,  Σ: r × r trainable
 
 Σ is full (r² trainable) or diagonal (``sigma="diagonal"``, r trainable); Σ = 0 at init, so step 0
-equals the base model.  A and B are drawn i.i.d. like LoRA's A (``init="kaiming"``, the report's
-choice; also ``"gaussian"`` or ``"orthogonal"``), from a seeded per-module generator.  For "LoRA of
+equals the base model.  A and B are drawn i.i.d. from a seeded per-module generator.
+
+**Decision** (ours, not the report's code, which is not public): ``init="gaussian"``, N(0, 1/d_in), by
+default. The report's text says "we initialize the elements of A and B to be iid normally
+distributed" and, for its Figure 2, "similar to how LoRA initializes A" (the LoRA paper's text says
+Gaussian; loralib's code is Kaiming-uniform). ``init="kaiming"`` (LoRA's code, U(±1/√d_in), about
+a third of the Gaussian's variance, so B·A is about 3× smaller) and ``"orthogonal"`` are named
+options (``adapter.options.init=kaiming``).  For "LoRA of
 LoRA" the frozen factors are a trained LoRA's (see :func:`adapters.lora_of_lora`).
 """
 from __future__ import annotations
@@ -26,7 +32,7 @@ class DeLoRALayer(AdapterLayer):
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None,
                  dropout: float = 0.0, name: str = "?", generator: torch.Generator | None = None,
-                 sigma: str = "full", init: str = "kaiming"):
+                 sigma: str = "full", init: str = "gaussian"):
         if sigma not in ("full", "diagonal"):
             raise ValueError(f"delora: unknown sigma {sigma!r}; known: ('full', 'diagonal')")
         if init not in FROZEN_INITS:

@@ -17,7 +17,7 @@ from .symlora import SymLoRALayer
 ADAPTER_METHODS = {
     "lora": (LoRALayer, {}),
     "symlora": (SymLoRALayer, {"learn_lambda": True, "q_init": "kaiming"}),
-    "delora": (DeLoRALayer, {"sigma": "full", "init": "kaiming"}),
+    "delora": (DeLoRALayer, {"sigma": "full", "init": "gaussian"}),  # a decision: see delora.py
     "b_only": (partial(OneSidedLoRALayer, trained="B"), {"frozen_init": "orthogonal"}),
     "a_only": (partial(OneSidedLoRALayer, trained="A"), {"frozen_init": "orthogonal"}),
 }

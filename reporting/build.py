@@ -11,8 +11,9 @@ import pandas as pd
 from .presets import Entry, Preset
 from .published import find_published, find_test_score
 from .selection import choose_setting, score_column
-from .statistics import CI_DESCRIPTION, WELCH_TEST, intervals_overlap, summarize, test_half_width, welch
-from .tasks import TASK_ORDER, display, main_metric
+from .statistics import (CI_DESCRIPTION, TOST_TEST, WELCH_TEST, check_ci, intervals_overlap, summarize,
+                         test_half_width, tost, welch)
+from .tasks import TASK_ORDER, TEST_SIZE, display, main_metric
 
 NONE_INIT = "__none__"  # an extra row for runs that record no frozen init
 
@@ -27,6 +28,7 @@ class Options:
     n_boot: int = 10000
     boot_seed: int = 0
     alpha: float = 0.05
+    equivalence_margin: float = 1.0  # TOST margin, percentage points
     compare: list[str] | None = None
 
 
@@ -42,6 +44,7 @@ class PresetResult:
     messages: list[str] = field(default_factory=list)
     ci: str = "t"
     center: str = "mean"
+    left_out: dict[str, int] = field(default_factory=dict)  # "experiment=…, grid=…" / "model=…" -> runs
 
     @property
     def n_matched_runs(self) -> int:
@@ -60,7 +63,7 @@ def fmt_cell(row: dict) -> str:
         return "–"
     if row.get("split") == "test":
         return f"{fmt(row['value'])} ± {fmt(row.get('half_width'))}"
-    if row.get("ci") == "bootstrap" and _finite(row.get("ci_low")):
+    if row.get("ci") in ("bootstrap", "order") and _finite(row.get("ci_low")):
         return f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
     if _finite(row.get("half_width")):
         return f"{fmt(row['value'])} ± {fmt(row['half_width'])}"
@@ -90,11 +93,90 @@ def _pct(v: float) -> float:
     return v * 100.0 if _finite(v) else math.nan
 
 
+# ---------------------------------------------------------------- tasks (MNLI's two validation sets)
+def run_task(task: str) -> str:
+    """The task whose runs fill a column: MNLI-mm is scored on the MNLI runs."""
+    return "mnli" if task == "mnli_mm" else task
+
+
+def task_score_column(col: str, task: str) -> str:
+    if task != "mnli_mm":
+        return col
+    return "best_mismatched" if col == "best_score" else "last_mismatched"
+
+
+def task_metric(task: str) -> str:
+    return "accuracy_mismatched" if task == "mnli_mm" else main_metric(task)
+
+
+def task_name(task: str, tasks: list[str]) -> str:
+    if task == "mnli_mm":
+        return "MNLI-mm"
+    if task == "mnli" and "mnli_mm" in tasks:
+        return "MNLI-m"
+    return "Avg." if task == "average" else display(task)
+
+
+# ---------------------------------------------------------------- protocol binding
+def _protocol_key(experiment, grid) -> str:
+    return f"experiment={experiment if _given(experiment) else 'null'}, grid={grid if _given(grid) else 'null'}"
+
+
+def _given(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v)) and v is not pd.NA and v != ""
+
+
+def bind_protocol(preset: Preset, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The runs of the preset's protocol and model, and how many runs of its tasks and methods each
+    other protocol (or model) had, left out."""
+    if runs.empty:
+        return runs, {}
+    runs = _inherit_protocol(runs)
+    variants = {e.variant for e in preset.entries} | set(preset.extra_variants)
+    tasks = {run_task(t) for t in preset.tasks}
+    relevant = runs["task"].isin(tasks) & runs["variant"].isin(variants) if preset.tasks else \
+        pd.Series(True, index=runs.index)
+    keep = pd.Series(True, index=runs.index)
+    left: dict[str, int] = {}
+    exp = preset.experiment
+    if exp is not None:
+        grids = set(preset.grids)
+        ok = (runs["experiment"] == exp) & (runs["grid"].isna() | runs["grid"].isin(grids))
+        for key, n in runs[relevant & ~ok].apply(
+                lambda r: _protocol_key(r["experiment"], r["grid"]), axis=1).value_counts().items():
+            left[key] = int(n)
+        keep &= ok
+    if preset.model:
+        ok = runs["model"].isna() | runs["model"].astype(str).str.contains(preset.model, regex=False)
+        for key, n in runs[relevant & keep & ~ok]["model"].astype(str).value_counts().items():
+            left[f"model={key}"] = int(n)
+        keep &= ok
+    return runs[keep], left
+
+
+def _inherit_protocol(runs: pd.DataFrame) -> pd.DataFrame:
+    """A run with no metrics.json yet (missing) records no protocol: it takes that of the finished
+    or failed runs of its setting (the same configuration, hence the same experiment)."""
+    unknown = runs["experiment"].isna() & (runs["status"] == "missing")
+    if not unknown.any():
+        return runs
+    known = runs[runs["experiment"].notna()].drop_duplicates(["task", "method", "setting"])
+    lookup = {(r.task, r.method, r.setting): (r.experiment, r.grid) for r in known.itertuples()}
+    runs = runs.copy()
+    for i in runs.index[unknown]:
+        found = lookup.get((runs.at[i, "task"], runs.at[i, "method"], runs.at[i, "setting"]))
+        if found:
+            runs.at[i, "experiment"], runs.at[i, "grid"] = found
+    return runs
+
+
 # ---------------------------------------------------------------- run matching
 def _match(runs: pd.DataFrame, entry: Entry, task: str, rank) -> pd.DataFrame:
-    sub = runs[(runs["task"] == task) & (runs["variant"] == entry.variant)]
+    sub = runs[(runs["task"] == run_task(task)) & (runs["variant"] == entry.variant)]
     if rank is not None:
         sub = sub[sub["rank"] == int(rank)]
+    if entry.protocol is not None:
+        sub = sub[sub["experiment"].fillna("") == entry.protocol]
     if entry.frozen_init == NONE_INIT:
         sub = sub[sub["frozen_init"].isna()]
     elif entry.frozen_init is not None:
@@ -105,11 +187,13 @@ def _match(runs: pd.DataFrame, entry: Entry, task: str, rank) -> pd.DataFrame:
     return sub
 
 
-def _covered(entries: list[Entry], variant: str, rank, frozen_init) -> bool:
+def _covered(entries: list[Entry], variant: str, rank, frozen_init, protocol) -> bool:
     for e in entries:
         if e.variant != variant or e.split != "validation":
             continue
         if isinstance(e.rank, int) and (pd.isna(rank) or int(rank) != e.rank):
+            continue
+        if e.protocol is not None and e.protocol != protocol:
             continue
         if e.frozen_init is not None:
             if e.frozen_init == NONE_INIT and frozen_init is not None:
@@ -122,19 +206,28 @@ def _covered(entries: list[Entry], variant: str, rank, frozen_init) -> bool:
 
 
 def _extra_entries(preset: Preset, runs: pd.DataFrame, entries: list[Entry]) -> list[Entry]:
+    """Rows for groups of runs no entry covers. The summary also splits by protocol (experiment), so
+    that no row mixes two."""
     if not preset.extra_variants or runs.empty:
         return []
     want = runs if "*" in preset.extra_variants else runs[runs["variant"].isin(preset.extra_variants)]
+    by_protocol = preset.experiment is None
+    cols = ["variant", "rank", "frozen_init", "experiment"]
+    keys = want[cols].astype(object).where(want[cols].notna(), None)
+    protocols = {k[3] for k in map(tuple, keys.values.tolist())}
     extra: list[Entry] = []
-    keys = want[["variant", "rank", "frozen_init"]].astype(object).where(want[["variant", "rank", "frozen_init"]].notna(), None)
-    for variant, rank, finit in sorted(set(map(tuple, keys.values.tolist())),
-                                       key=lambda k: (str(k[0]), -1 if k[1] is None else int(k[1]), str(k[2]))):
-        if variant is None or _covered(entries + extra, variant, rank, finit):
+    for variant, rank, finit, exp in sorted(set(map(tuple, keys.values.tolist())),
+                                            key=lambda k: (str(k[0]), -1 if k[1] is None else int(k[1]),
+                                                           str(k[2]), str(k[3]))):
+        protocol = (exp or "") if by_protocol else None
+        if variant is None or _covered(entries + extra, variant, rank, finit, protocol):
             continue
-        label = variant if rank is None else f"{variant} (r={int(rank)}"
-        label = label + (f", {finit})" if finit else ")") if rank is not None else label + (f" ({finit})" if finit else "")
+        details = ([f"r={int(rank)}"] if rank is not None else []) + ([finit] if finit else [])
+        label = variant + (f" ({', '.join(details)})" if details else "")
+        if by_protocol and len(protocols) > 1:
+            label += f" [{exp or 'no experiment'}]"
         extra.append(Entry(label, variant, None if rank is None else int(rank), "validation", None,
-                           frozen_init=finit if finit else NONE_INIT, required=False))
+                           frozen_init=finit if finit else NONE_INIT, required=False, protocol=protocol))
     return extra
 
 
@@ -144,9 +237,14 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
     opts = opts or Options()
     ci = opts.ci or preset.ci
     center = opts.center or preset.center
+    if opts.center and not opts.ci and center != preset.center:  # the centre changed: its own interval
+        ci = "order" if center == "median" else "t"
+    try:
+        check_ci(ci, center)
+    except ValueError as error:
+        raise ValueError(f"preset {preset.name}: {error}") from None
     col = score_column(opts.selection)
-    if preset.model and not runs.empty:
-        runs = runs[runs["model"].isna() | runs["model"].astype(str).str.contains(preset.model, regex=False)]
+    runs, left_out = bind_protocol(preset, runs)
     entries = list(preset.entries)
     entries += _extra_entries(preset, runs, entries)
     tasks = list(preset.tasks)
@@ -164,17 +262,19 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
                 pub_row = find_published(published, *e.pub, task=task, split=e.split, rank=rank)
                 if e.rank == "published" and pub_row is not None and not pd.isna(pub_row["rank"]):
                     rank = int(pub_row["rank"])
+            tcol = task_score_column(col, task)
             row: dict[str, Any] = {
                 "preset": preset.name, "row": e.label, "variant": e.variant, "rank": rank,
                 "frozen_init": None if e.frozen_init == NONE_INIT else e.frozen_init, "task": task,
-                "split": e.split, "metric": main_metric(task), "selection": opts.selection, "ci": ci,
-                "center": center,
+                "split": e.split, "metric": task_metric(task), "selection": opts.selection, "ci": ci,
+                "center": center, "experiment": preset.experiment,
             }
             if e.split == "test":
                 names = [e.variant, e.label, e.label.split()[0]]
                 p = find_test_score(test_scores, task, names, rank)
-                hw = test_half_width(task, p)
-                row.update(value=_pct(p), half_width=_pct(hw) if hw is not None else math.nan,
+                n = TEST_SIZE.get(task)
+                hw = test_half_width(run_task(task), p, task_metric(task), n)
+                row.update(value=_pct(p), half_width=_pct(hw) if hw is not None else math.nan, test_n=n,
                            ci="bernoulli" if hw is not None else "–")
                 row["ci_low"] = row["value"] - row["half_width"] if hw is not None else math.nan
                 row["ci_high"] = row["value"] + row["half_width"] if hw is not None else math.nan
@@ -183,11 +283,11 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
                 setting, source = choose_setting(sub, opts.selection, opts.setting, choices)
                 srun = sub[sub["setting"] == setting] if setting is not None else sub.iloc[0:0]
                 chosen[(e.label, task)] = srun
-                done = srun[(srun["status"] == "done") & srun[col].notna()]
-                n_failed = int(((srun["status"] == "failed") | ((srun["status"] == "done") & srun[col].isna())).sum())
+                done = srun[(srun["status"] == "done") & srun[tcol].notna()]
+                n_failed = int(((srun["status"] == "failed") | ((srun["status"] == "done") & srun[tcol].isna())).sum())
                 n_missing = int((srun["status"] == "missing").sum())
                 n_total = max(len(srun), opts.expected_seeds or 0) if len(srun) else (opts.expected_seeds or 0)
-                s = summarize(done[col].tolist(), ci, center, n_total, n_failed,
+                s = summarize(done[tcol].tolist(), ci, center, n_total, n_failed,
                               n_missing + max(0, n_total - len(srun)), opts.n_boot, opts.boot_seed)
                 for k in ("value", "mean", "median", "sd", "half_width", "ci_low", "ci_high"):
                     s[k] = _pct(s[k])
@@ -197,27 +297,49 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
                 row.update(setting=setting, setting_source=source if setting else None,
                            lr=None if first is None else first["lr"],
                            batch_size=None if first is None else first["batch_size"],
+                           effective_batch=None if first is None else first["effective_batch"],
+                           precision=None if first is None else first["precision"],
                            rank=rank if rank is not None else (None if first is None else first["rank"]),
                            trainable_adapter=srun["trainable_adapter"].dropna().max() if len(srun) else None,
                            trainable_with_head=srun["trainable_with_head"].dropna().max() if len(srun) else None)
-            row["published"] = float(pub_row["value"]) if pub_row is not None else math.nan
-            row["published_pm"] = float(pub_row["plus_minus"]) if pub_row is not None else math.nan
-            row["published_trainable"] = (pub_row["trainable_params"] if pub_row is not None
-                                          and not pd.isna(pub_row["trainable_params"]) else None)
-            row["diff"] = row["value"] - row["published"] if _finite(row.get("value")) else math.nan
+            _published(row, pub_row, preset)
+            if e.also:
+                also = find_published(published, *e.also[1], task=task, split=e.split, rank=rank)
+                row["also_label"] = e.also[0]
+                row["also"] = float(also["value"]) if also is not None else math.nan
+                row["also_pm"] = float(also["plus_minus"]) if also is not None else math.nan
             rows.append(row)
         if preset.average:
             rows.append(_average_row(preset, e, rows, tasks, published, opts.selection, ci, center))
 
     long = pd.DataFrame(rows)
-    # keep optional rows only when something of ours is there
-    keep = [e for e in entries if e.required or long[(long["row"] == e.label)]["value"].apply(_finite).any()]
+    # keep a row when it is required (a paper's row) or has runs of ours (all failed included)
+    has_runs = lambda label: long[(long["row"] == label)].get("n_total", pd.Series(dtype=float)).fillna(0).gt(0).any()  # noqa: E731
+    keep = [e for e in entries if e.required or has_runs(e.label)]
     long = long[long["row"].isin([e.label for e in keep])].reset_index(drop=True)
     chosen = {k: v for k, v in chosen.items() if k[0] in {e.label for e in keep}}
-    messages = _messages(preset, runs, keep, tasks, long, test_scores)
+    messages = _messages(preset, runs, keep, tasks, long, test_scores, left_out)
     disp = _display(preset, keep, tasks, long)
     cmp_df, cmp_note = _compare(preset, keep, tasks, chosen, opts, col, ci, center)
-    return PresetResult(preset, long, disp, cmp_df, cmp_note, chosen, keep, messages, ci, center)
+    return PresetResult(preset, long, disp, cmp_df, cmp_note, chosen, keep, messages, ci, center, left_out)
+
+
+def _published(row: dict, pub_row, preset: Preset) -> None:
+    """The published value beside ours, and Δ only when both are of the same model."""
+    row["published"] = float(pub_row["value"]) if pub_row is not None else math.nan
+    row["published_pm"] = float(pub_row["plus_minus"]) if pub_row is not None else math.nan
+    row["published_trainable"] = (pub_row["trainable_params"] if pub_row is not None
+                                  and not pd.isna(pub_row["trainable_params"]) else None)
+    row["published_model"] = None if pub_row is None else pub_row.get("model")
+    test_n = None if pub_row is None else pub_row.get("test_n")
+    row["published_test_n"] = None if test_n is None or pd.isna(test_n) else int(test_n)
+    row["diff"] = row["value"] - row["published"] if _finite(row.get("value")) and \
+        _same_model(preset, row["published_model"]) else math.nan
+
+
+def _same_model(preset: Preset, published_model) -> bool:
+    """Δ is printed only between numbers of one model (never roberta-base against roberta-large)."""
+    return not (preset.model and _given(published_model) and preset.model not in str(published_model))
 
 
 def _average_row(preset, e, rows, tasks, published, selection, ci, center) -> dict:
@@ -232,13 +354,17 @@ def _average_row(preset, e, rows, tasks, published, selection, ci, center) -> di
     elif mine and all(_finite(r["published"]) for r in mine):
         pub = sum(r["published"] for r in mine) / len(mine)
     ns = [r.get("n", 0) for r in mine]
-    return {"preset": preset.name, "row": e.label, "variant": e.variant,
-            "rank": e.rank if isinstance(e.rank, int) else None, "task": "average", "split": e.split,
-            "metric": "average", "selection": selection, "ci": ci, "center": center, "value": value,
-            "mean": value, "half_width": math.nan, "n": min(ns) if ns else 0,
-            "n_label": "all tasks" if _finite(value) else "incomplete",
-            "published": pub, "published_pm": math.nan, "published_trainable": None,
-            "diff": value - pub if _finite(value) and _finite(pub) else math.nan}
+    row = {"preset": preset.name, "row": e.label, "variant": e.variant,
+           "rank": e.rank if isinstance(e.rank, int) else None, "task": "average", "split": e.split,
+           "metric": "average", "selection": selection, "ci": ci, "center": center, "value": value,
+           "mean": value, "half_width": math.nan, "n": min(ns) if ns else 0,
+           "n_label": "all tasks" if _finite(value) else "incomplete", "experiment": preset.experiment}
+    _published(row, pub_row, preset)
+    models = {r.get("published_model") for r in mine if _given(r.get("published_model"))}
+    same = _same_model(preset, row["published_model"]) and all(_same_model(preset, m) for m in models)
+    row["published"] = pub
+    row["diff"] = value - pub if _finite(value) and _finite(pub) and same else math.nan
+    return row
 
 
 def _trainable(long: pd.DataFrame, label: str, column: str) -> str:
@@ -248,21 +374,30 @@ def _trainable(long: pd.DataFrame, label: str, column: str) -> str:
     return " / ".join(fmt_count(v) for v in sorted(int(v) for v in vals)) if vals else "–"
 
 
+def average_label(preset: Preset) -> str:
+    return "Avg." if preset.average == "paper" else "Avg. (ours)"
+
+
 def _display(preset: Preset, entries: list[Entry], tasks: list[str], long: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout as strings. Column names "<group>: <column>" become two header rows in LaTeX."""
     cells = {(r["row"], r["task"]): r for r in long.to_dict("records")}
     task_cols = tasks + (["average"] if preset.average else [])
+    name = lambda t: average_label(preset) if t == "average" else task_name(t, tasks)  # noqa: E731
     if preset.layout == "tasks_as_rows":
         out = []
         for t in task_cols:
-            line = {"Task": display(t), "Metric": main_metric(t) if t != "average" else "average"}
+            line = {"Task": name(t), "Metric": task_metric(t) if t != "average" else "average"}
             for e in entries:
                 r = cells.get((e.label, t), {})
                 line[f"{e.label}: ours"] = fmt_cell(r) if r else "–"
                 if e.split == "test":
-                    line[f"{e.label}: n"] = "–" if not r or not _finite(r.get("value")) else "server"
+                    line[f"{e.label}: n"] = "–" if not r or not _finite(r.get("value")) else f"{int(r['test_n']):,}"
                 else:
                     line[f"{e.label}: n"] = r.get("n_label", "–") if r and r.get("n_total") else "–"
-                line[f"{e.label}: paper"] = fmt_published(r) if r else "–"
+                line[f"{e.label}: {e.pub_label}"] = fmt_published(r) if r else "–"
+                if e.also:
+                    line[f"{e.label}: {e.also[0]}"] = fmt_published({"published": r.get("also"),
+                                                                     "published_pm": r.get("also_pm")}) if r else "–"
                 line[f"{e.label}: Δ"] = fmt(r.get("diff"), sign=True) if r else "–"
             out.append(line)
         return pd.DataFrame(out)
@@ -271,15 +406,15 @@ def _display(preset: Preset, entries: list[Entry], tasks: list[str], long: pd.Da
         has_pub = long[(long["row"] == e.label)]["published"].apply(_finite).any()
         base = {"Method": e.label, "Trainable": _trainable(long, e.label, "trainable_adapter"), "": "ours"}
         nline = {"Method": "", "Trainable": "", "": "n"}
-        pline = {"Method": "", "Trainable": _trainable(long, e.label, "published_trainable"), "": "paper"}
+        pline = {"Method": "", "Trainable": _trainable(long, e.label, "published_trainable"), "": e.pub_label}
         dline = {"Method": "", "Trainable": "", "": "Δ"}
         for t in task_cols:
             r = cells.get((e.label, t), {})
-            base[display(t)] = fmt_cell(r) if r else "–"
-            nline[display(t)] = ("" if t == "average" else r.get("n_label", "–") if r.get("n_total") else "–") \
+            base[name(t)] = fmt_cell(r) if r else "–"
+            nline[name(t)] = ("" if t == "average" else r.get("n_label", "–") if r.get("n_total") else "–") \
                 if r else "–"
-            pline[display(t)] = fmt_published(r) if r else "–"
-            dline[display(t)] = fmt(r.get("diff"), sign=True) if r else "–"
+            pline[name(t)] = fmt_published(r) if r else "–"
+            dline[name(t)] = fmt(r.get("diff"), sign=True) if r else "–"
         out += [base, nline] + ([pline, dline] if has_pub else [])
     return pd.DataFrame(out)
 
@@ -304,16 +439,19 @@ def _compare(preset, entries, tasks, chosen, opts, col, ci, center) -> tuple[pd.
     a, b = pick(want[0]), pick(want[1])
     if a is None or b is None or a is b:
         return pd.DataFrame(), f"no comparison: {want} are not two validation rows of this preset"
+    margin = opts.equivalence_margin
     rows = []
     for t in tasks:
+        tcol = task_score_column(col, t)
         ra, rb = chosen.get((a.label, t)), chosen.get((b.label, t))
-        xa = [] if ra is None else ra[(ra["status"] == "done")][col].dropna().tolist()
-        xb = [] if rb is None else rb[(rb["status"] == "done")][col].dropna().tolist()
+        xa = [] if ra is None else ra[(ra["status"] == "done")][tcol].dropna().tolist()
+        xb = [] if rb is None else rb[(rb["status"] == "done")][tcol].dropna().tolist()
         if not xa and not xb:
             continue
         sa = summarize(xa, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
         sb = summarize(xb, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
         w = welch(xa, xb, opts.alpha)
+        eq = tost(xa, xb, margin / 100.0, opts.alpha, f"{margin:g} points")
         overlap = intervals_overlap(sa["ci_low"], sa["ci_high"], sb["ci_low"], sb["ci_high"])
         rows.append({"task": t, "a": a.label, "b": b.label, "value_a": _pct(sa["value"]),
                      "value_b": _pct(sb["value"]), "diff": _pct(sa["value"]) - _pct(sb["value"]),
@@ -322,23 +460,31 @@ def _compare(preset, entries, tasks, chosen, opts, col, ci, center) -> tuple[pd.
                      "ci_a": f"[{fmt(_pct(sa['ci_low']))}, {fmt(_pct(sa['ci_high']))}]",
                      "ci_b": f"[{fmt(_pct(sb['ci_low']))}, {fmt(_pct(sb['ci_high']))}]",
                      "intervals_overlap": {True: "yes", False: "no", None: "n/a"}[overlap],
-                     "test": w["test"]})
+                     "tost_p": eq["p"], "equivalence": eq["decision"], "test": w["test"]})
     if not rows:
         return pd.DataFrame(), f"no comparison: no finished seeds of {a.label} / {b.label}"
-    note = (f"{a.label} vs {b.label}: {WELCH_TEST} over seeds, 'tied' if p >= {opts.alpha}, "
-            f"'different' if p < {opts.alpha}; interval overlap uses the "
-            f"{CI_DESCRIPTION[ci].format(center=center)}")
+    note = (f"{a.label} vs {b.label}: {WELCH_TEST} over seeds: 'different' if p < {opts.alpha}, otherwise "
+            f"'not significantly different' (with a few seeds that is low power, not equivalence). "
+            f"Tied only when {TOST_TEST} (margin ±{margin:g} points) gives p < {opts.alpha}. Interval "
+            f"overlap uses the {CI_DESCRIPTION[ci].format(center=center)}.")
     return pd.DataFrame(rows), note
 
 
-def _messages(preset, runs, entries, tasks, long, test_scores) -> list[str]:
+def _messages(preset, runs, entries, tasks, long, test_scores, left_out) -> list[str]:
     msgs = []
     val = long[(long["split"] == "validation") & (long["task"] != "average")]
-    if val.empty or not val["n_total"].fillna(0).astype(float).gt(0).any():
+    if left_out:
+        msgs.append(f"Left out {sum(left_out.values())} runs of these tasks and methods with another "
+                    f"protocol or model (this preset takes experiment={preset.experiment}"
+                    + (f", grid in {list(preset.grids)} or null" if preset.grids else "")
+                    + (f", model containing '{preset.model}'" if preset.model else "") + "): "
+                    + "; ".join(f"{k}: {v}" for k, v in sorted(left_out.items())))
+    if val.empty or "n_total" not in val or not val["n_total"].fillna(0).astype(float).gt(0).any():
         want = ", ".join(f"{e.variant}" + (f" r={e.rank}" if e.rank is not None else "")
                          + (f" ({e.frozen_init})" if e.frozen_init and e.frozen_init != NONE_INIT else "")
                          for e in entries if e.split == "validation")
         msgs.append(f"No runs match preset '{preset.name}'"
+                    + (f" (experiment={preset.experiment})" if preset.experiment else "")
                     + (f" (model containing '{preset.model}')" if preset.model else "")
                     + f": expected tasks [{', '.join(tasks) or 'any'}] for methods [{want or 'any'}] "
                       "under <results_dir>/runs/<task>/<method>/<setting>/seed=<n>/.")
@@ -350,7 +496,7 @@ def _messages(preset, runs, entries, tasks, long, test_scores) -> list[str]:
             missing = [t for t in tasks if t not in got]
             if missing and got:
                 msgs.append(f"{e.label}: no runs for tasks {missing}")
-            elif not got:
+            elif not got and not e.pub:
                 msgs.append(f"{e.label}: no runs (expected variant '{e.variant}'"
                             + (f", rank {e.rank}" if e.rank is not None else "") + f") for tasks {tasks}")
     if any(e.split == "test" for e in entries) and test_scores.empty:

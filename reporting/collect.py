@@ -23,9 +23,9 @@ from .tasks import main_metric, normalise_task
 
 RUN_COLUMNS = [
     "task", "method", "variant", "rank", "lr", "batch_size", "seed", "setting", "status", "reason",
-    "metric", "best_epoch", "best_score", "last_epoch", "last_score", "trainable_adapter",
-    "trainable_with_head", "model", "experiment", "init_from", "frozen_init", "has_layer_norms",
-    "has_predictions", "rows_skipped", "run_dir",
+    "metric", "best_epoch", "best_score", "last_epoch", "last_score", "best_mismatched", "last_mismatched",
+    "trainable_adapter", "trainable_with_head", "model", "experiment", "grid", "effective_batch", "precision",
+    "init_from", "frozen_init", "has_layer_norms", "has_predictions", "rows_skipped", "run_dir",
 ]
 
 _FROZEN_INIT_KEYS = ("frozen_init", "frozen_factor_init", "fixed_init", "frozen_init_method")
@@ -167,10 +167,16 @@ def read_run(run_dir: Path, runs_root: Path) -> dict[str, Any]:
         "best_score": _score(metrics.get("best"), metric, metrics.get("main_metric")),
         "last_epoch": metrics.get("last_epoch"),
         "last_score": _score(metrics.get("last"), metric, metrics.get("main_metric")),
+        # MNLI's mismatched accuracy at the epoch chosen by the matched one (the papers' MNLI-mm)
+        "best_mismatched": _score(metrics.get("best"), "accuracy_mismatched", None) if task == "mnli" else math.nan,
+        "last_mismatched": _score(metrics.get("last"), "accuracy_mismatched", None) if task == "mnli" else math.nan,
         "trainable_adapter": trainable.get("adapter"),
         "trainable_with_head": trainable.get("with_head"),
         "model": metrics.get("model") or _find_key(config, ("model_name", "pretrained", "name_or_path")),
-        "experiment": experiment,
+        "experiment": experiment,  # the protocol: configs/experiment/<name> and the sweep grid
+        "grid": metrics.get("grid"),
+        "effective_batch": hp.get("effective_batch", hp.get("batch_size", parsed.get("batch_size"))),
+        "precision": metrics.get("precision", hp.get("precision")),
         "init_from": None if init_from in (None, "") else str(init_from),
         "frozen_init": None if frozen_init is None else str(frozen_init).lower(),
         "has_layer_norms": (run_dir / "layer_norms.json").exists(),
@@ -188,9 +194,9 @@ def collect_runs(results_dir: str | Path) -> pd.DataFrame:
     rows = [read_run(d, runs_root) for d in _run_dirs(runs_root)]
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for col in ("rank", "batch_size", "seed", "best_epoch", "last_epoch", "trainable_adapter",
-                "trainable_with_head"):
+                "trainable_with_head", "effective_batch"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("lr", "best_score", "last_score"):
+    for col in ("lr", "best_score", "last_score", "best_mismatched", "last_mismatched"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df.sort_values(["task", "variant", "rank", "setting", "seed"], na_position="last",
                           ignore_index=True)

@@ -42,79 +42,123 @@ def load_layer_norms(run_dirs: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_dir", "layer", "target", "base_norm", "delta_norm"])
 
 
-def layer_norm_figure(runs_by_task: dict[str, list[str]], out_dir: Path, stem: str, title: str = "") -> list[Path]:
-    """Heat maps task x layer of the seed-averaged (and target-averaged) norms; one shared colour scale."""
+_PANELS = [("diff", r"$\|\lambda W_0\|_F - \|s\,\Delta W\|_F$"), ("base_norm", r"$\|\lambda W_0\|_F$"),
+           ("delta_norm", r"$\|s\,\Delta W\|_F$")]
+_METHOD_NAMES = {"symlora": "SymLoRA", "lora": "LoRA", "delora": "DeLoRA", "b_only": "B-only", "a_only": "A-only"}
+
+
+def _per_layer(runs_by_task: dict[str, list[str]]) -> pd.DataFrame:
+    """Per task and layer: norms averaged over a layer's targets within a run, then over seeds."""
     frames = []
     for task, dirs in runs_by_task.items():
-        df = load_layer_norms(dirs)
+        df = load_layer_norms(dirs).dropna(subset=["layer"])
         if df.empty:
             continue
-        df = df.dropna(subset=["layer"])
-        # per run: mean over targets of a layer; then mean over seeds
         per_run = df.groupby(["run_dir", "layer"])[["base_norm", "delta_norm"]].mean().reset_index()
         g = per_run.groupby("layer")[["base_norm", "delta_norm"]].mean().reset_index()
         g["task"] = task
         frames.append(g)
     if not frames:
-        return []
+        return pd.DataFrame(columns=["layer", "base_norm", "delta_norm", "task", "diff"])
     data = pd.concat(frames, ignore_index=True)
     data["diff"] = data["base_norm"] - data["delta_norm"]
-    tasks = list(dict.fromkeys(data["task"]))
-    layers = sorted(int(x) for x in data["layer"].unique())
-    panels = [("base_norm", r"$\|\lambda W_0\|_F$"), ("delta_norm", r"$\|s\,\Delta W\|_F$"),
-              ("diff", r"$\|\lambda W_0\|_F - \|s\,\Delta W\|_F$")]
-    mats = []
-    for key, _ in panels:
-        m = np.full((len(tasks), len(layers)), np.nan)
-        for r in data.itertuples():
-            m[tasks.index(r.task), layers.index(int(r.layer))] = getattr(r, key)
-        mats.append(m)
-    vmin = float(np.nanmin([np.nanmin(m) for m in mats]))
-    vmax = float(np.nanmax([np.nanmax(m) for m in mats]))
-    fig, axes = plt.subplots(1, 3, figsize=(2.5 + 0.22 * len(layers) * 3, 1.6 + 0.4 * len(tasks)),
-                             constrained_layout=True)
-    im = None
-    for ax, (key, name), m in zip(axes, panels, mats):
-        im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_title(name)
-        ax.set_xticks(range(len(layers)), [str(x) for x in layers], fontsize=7)
-        ax.set_yticks(range(len(tasks)), [display(t) for t in tasks])
-        ax.set_xlabel("layer")
-    fig.colorbar(im, ax=list(axes), shrink=0.9, label="Frobenius norm (one scale)")
-    if title:
-        fig.suptitle(title)
+    return data
+
+
+def layer_norm_figure(by_method: dict[str, dict[str, list[str]]], out_dir: Path, stem: str,
+                      task_order: list[str] | None = None) -> list[Path]:
+    """SymLoRA paper, Figure 1: one row per method (SymLoRA above LoRA), three panels (the difference
+    ‖λW0‖ − ‖sΔW‖, ‖λW0‖, ‖sΔW‖), tasks across and layers down, seed- and target-averaged; each panel
+    column shares one colour scale across methods. Values are printed in the cells when they fit."""
+    data = {m: _per_layer(runs) for m, runs in by_method.items()}
+    data = {m: d for m, d in data.items() if not d.empty}
+    if not data:
+        return []
+    present = {t for d in data.values() for t in d["task"]}
+    tasks = [t for t in (task_order or []) if t in present] + sorted(present - set(task_order or []))
+    layers = sorted({int(x) for d in data.values() for x in d["layer"]})
+    mats = {}
+    for m, d in data.items():
+        for key, _ in _PANELS:
+            mat = np.full((len(layers), len(tasks)), np.nan)
+            for r in d.itertuples():
+                mat[layers.index(int(r.layer)), tasks.index(r.task)] = getattr(r, key)
+            mats[m, key] = mat
+    methods = list(data)
+    annotate = len(layers) * len(tasks) <= 120
+    fig, axes = plt.subplots(len(methods), 3, squeeze=False, constrained_layout=True,
+                             figsize=(3 * max(2.2, 0.45 * len(tasks) + 1.2),
+                                      len(methods) * max(1.8, 0.28 * len(layers) + 1.0)))
+    for c, (key, title) in enumerate(_PANELS):
+        vals = np.concatenate([mats[m, key].ravel() for m in methods])
+        vmin, vmax = float(np.nanmin(vals)), float(np.nanmax(vals))
+        im = None
+        for r, m in enumerate(methods):
+            ax = axes[r][c]
+            im = ax.imshow(mats[m, key], aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
+            ax.set_xticks(range(len(tasks)), [display(t) for t in tasks], rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(len(layers)), [str(x) for x in layers], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(f"{_METHOD_NAMES.get(m, m)}\nlayer")
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if annotate:
+                for (i, j), v in np.ndenumerate(mats[m, key]):
+                    if np.isfinite(v):
+                        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6,
+                                color="white" if v < (vmin + vmax) / 2 else "black")
+        fig.colorbar(im, ax=[axes[r][c] for r in range(len(methods))], shrink=0.9, label="Frobenius norm")
     return _save(fig, out_dir, stem)
 
 
+METRIC_NAMES = {"accuracy": "accuracy (%)", "accuracy_matched": "accuracy (%)", "accuracy_mismatched": "accuracy (%)",
+                "matthews": "Matthews corr. (×100)", "pearson": "Pearson corr. (×100)"}
+
+
 def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> list[Path]:
-    """Per task, one bar per validation row (ours, with its 95% interval), published values as markers."""
+    """Validation scores per task, one panel per metric (accuracy, Matthews, Pearson), the y-axis
+    from zero; one bar per row of ours with its interval, published values as black ticks."""
+    if long.empty or "split" not in long:
+        return []
     df = long[(long["split"] == "validation") & (long["task"] != "average")]
     if df.empty or not df["value"].notna().any():
         return []
     rows = list(dict.fromkeys(df["row"]))
-    tasks = list(dict.fromkeys(df["task"]))
+    df = df.assign(panel=df["metric"].map(lambda m: METRIC_NAMES.get(m, m)))
+    panels = list(dict.fromkeys(df["panel"]))
+    ntasks = [df[df["panel"] == p]["task"].nunique() for p in panels]
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": ntasks},
+                             figsize=(max(4.0, 0.9 * sum(ntasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.4))
     width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(tasks) * max(1, len(rows)) ** 0.5 + 2), 3.6))
-    x = np.arange(len(tasks))
-    for i, label in enumerate(rows):
-        sub = df[df["row"] == label].set_index("task").reindex(tasks)
-        vals = sub["value"].astype(float).to_numpy()
-        lo = (vals - sub["ci_low"].astype(float)).to_numpy()
-        hi = (sub["ci_high"].astype(float) - vals).to_numpy()
-        err = np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)])
-        pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, np.nan_to_num(vals), width, yerr=err, capsize=2, label=label)
-        pub = sub["published"].astype(float).to_numpy()
-        if np.isfinite(pub).any():
-            ax.scatter(pos, pub, marker="_", s=200, color="black", zorder=3,
-                       label="published" if i == 0 else None)
-    finite = df["value"].astype(float)
-    lo_lim = max(0.0, math.floor(float(np.nanmin(finite)) / 10) * 10 - 10) if finite.notna().any() else 0
-    ax.set_ylim(bottom=lo_lim)
-    ax.set_xticks(x, [display(t) for t in tasks])
-    ax.set_ylabel("validation score (%)")
-    ax.legend(fontsize=7, ncol=2)
+    for ax, panel in zip(axes[0], panels):
+        sub_panel = df[df["panel"] == panel]
+        tasks = list(dict.fromkeys(sub_panel["task"]))
+        x = np.arange(len(tasks))
+        for i, label in enumerate(rows):
+            sub = sub_panel[sub_panel["row"] == label].set_index("task").reindex(tasks)
+            vals = sub["value"].astype(float).to_numpy()
+            lo = np.nan_to_num(vals - sub["ci_low"].astype(float).to_numpy())
+            hi = np.nan_to_num(sub["ci_high"].astype(float).to_numpy() - vals)
+            pos = x - 0.4 + width * (i + 0.5)
+            ax.bar(pos, np.nan_to_num(vals), width, yerr=np.vstack([lo, hi]), capsize=2,
+                   label=label, color=f"C{i}")
+            pub = sub["published"].astype(float).to_numpy()
+            if np.isfinite(pub).any():
+                ax.scatter(pos, pub, marker="_", s=120, color="black", zorder=3,
+                           label="published" if i == 0 and ax is axes[0][0] else None)
+        lowest = np.nanmin(np.append(sub_panel["ci_low"].astype(float).to_numpy(), 0.0))
+        ax.set_ylim(bottom=min(0.0, 10 * math.floor(lowest / 10)), top=100)  # from zero (Matthews may be < 0)
+        names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI"}
+        ax.set_xticks(x, [names.get(t, display(t)) for t in tasks], fontsize=8)
+        ax.set_ylabel(panel, fontsize=8)
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, fontsize=7, ncol=min(4, len(labels)), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.12)
     fig.tight_layout()
     return _save(fig, out_dir, stem)

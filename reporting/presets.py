@@ -1,15 +1,26 @@
 """Each paper's table: its layout, its tasks, which runs fill each row and which published rows sit beside.
 
+One paper, one name: a paper preset ``<name>`` is the sweep grid ``configs/grid/<name>.yaml``, and that
+grid names the experiment (``configs/experiment/<experiment>.yaml``) its runs are composed with. The
+preset's protocol is that experiment: a row takes only runs whose metrics.json says
+``experiment: <it>`` and whose ``grid`` is null (a hand-made run) or one of the grids of the same
+experiment (DeLoRA Tables 1 and 2 share runs). Runs of other protocols are left out and counted.
+
 Mapping rules (runs -> rows): a row takes the runs whose ``variant`` (collect.identify_variant), ``rank``
 and, when given, ``frozen_init`` match. ``rank="published"`` takes, per task, the rank of the published
 row (DeLoRA Table 1 prints rank 64, SST-2 32). ``rank=None`` accepts any rank (the setting selection then
 picks among them). For ``frozen_init="orthogonal"`` a run that records no frozen init also matches.
 Published rows are looked up by (source, table, method, task, split[, rank]) in published_results.csv.
+
+Imports nothing heavy: ``report.py --help`` lists these names without loading pandas.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
+GRID_DIR = Path(__file__).resolve().parent.parent / "configs" / "grid"
 ALL_TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
 
 
@@ -21,7 +32,10 @@ class Entry:
     split: str = "validation"              # "validation" (our seeds) or "test" (the test_scores CSV)
     pub: tuple[str, str, str] | None = None  # (source, table, method) in published_results.csv
     frozen_init: str | None = None
-    required: bool = True                  # shown even without runs (ours "–")
+    required: bool = True                  # shown even without runs (ours "–"), e.g. a published baseline
+    pub_label: str = "paper"               # the column/line of `pub`
+    also: tuple[str, tuple[str, str, str]] | None = None  # a second published source: (label, key)
+    protocol: str | None = None            # summary rows: only runs of this experiment ("" = none recorded)
 
 
 @dataclass(frozen=True)
@@ -34,11 +48,41 @@ class Preset:
     ci: str = "t"
     center: str = "mean"
     compare: tuple[str, str] | None = None  # two entry labels
-    figure_variant: str | None = None
+    figure_variants: tuple[str, ...] = ()   # Figure 1 rows, top to bottom
     extra_variants: list[str] = field(default_factory=list)  # other groups of these variants -> extra rows
-    average: bool = False
+    average: str | None = None             # "paper" (the paper has the column) | "ours" (labelled ours) | None
     model: str | None = None               # substring the run's model must contain (runs with none pass)
+    caption: str = ""                      # what a paper can keep under the table
     note: str = ""
+    grid: str | None = None                # the sweep grid of the same name (None: summary, no protocol)
+
+    @property
+    def experiment(self) -> str | None:
+        return grid_experiment(self.grid) if self.grid else None
+
+    @property
+    def grids(self) -> tuple[str, ...]:
+        """The grids whose runs are this preset's protocol: every grid of the same experiment."""
+        exp = self.experiment
+        return tuple(g for g in all_grids() if grid_experiment(g) == exp) if exp else ()
+
+
+@lru_cache(maxsize=None)
+def all_grids() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in GRID_DIR.glob("*.yaml")))
+
+
+@lru_cache(maxsize=None)
+def grid_experiment(grid: str) -> str | None:
+    """The experiment a grid composes its runs with (its ``experiment=<name>`` override)."""
+    import yaml
+
+    path = GRID_DIR / f"{grid}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"preset {grid!r} names the grid {path}, which does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    names = [o.split("=", 1)[1] for o in data.get("overrides") or [] if str(o).startswith("experiment=")]
+    return names[-1] if names else None
 
 
 PRESETS: dict[str, Preset] = {}
@@ -48,56 +92,74 @@ def _add(p: Preset) -> None:
     PRESETS[p.name] = p
 
 
+_SYM = ("symlora_paper", "1")
 _add(Preset(
-    name="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)", layout="tasks_as_rows",
-    tasks=["cola", "qnli", "sst2", "mnli", "qqp", "rte", "mrpc", "stsb"],
+    name="symlora_table1", grid="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)",
+    layout="tasks_as_rows",
+    tasks=["cola", "qnli", "sst2", "mnli", "mnli_mm", "qqp", "rte", "mrpc", "stsb"],
     entries=[
-        Entry("SymLoRA validation", "symlora", 8, "validation", ("symlora_paper", "1", "symlora")),
-        Entry("SymLoRA test", "symlora", 8, "test", ("symlora_paper", "1", "symlora")),
-        Entry("LoRA validation", "lora", 8, "validation", ("symlora_paper", "1", "lora")),
+        Entry("SymLoRA validation", "symlora", 8, "validation", (*_SYM, "symlora")),
+        Entry("SymLoRA test", "symlora", 8, "test", (*_SYM, "symlora")),
+        Entry("LoRA validation", "lora", 8, "validation", (*_SYM, "lora"), pub_label="SymLoRA paper (floored)",
+              also=("LoRA paper", ("lora_paper", "2", "lora"))),
     ],
     ci="normal", center="mean", compare=("SymLoRA validation", "LoRA validation"),
-    figure_variant="symlora", model="roberta-base",
-    note="mean over seeds with 1.96*sd/sqrt(n) as in the paper; test half-width Bernoulli",
+    figure_variants=("symlora", "lora"), model="roberta-base",
+    caption="SymLoRA and LoRA on GLUE with roberta-base (rank 8, query and value). Validation: mean over "
+            "seeds ± 1.96·sd/√n, as in the SymLoRA paper; test: GLUE server score ± the Bernoulli "
+            "half-width 1.96·√(p(1−p)/n) over the n test examples the score counts (– for Matthews and "
+            "Pearson correlations). Metrics: CoLA Matthews correlation, STS-B Pearson correlation, "
+            "others accuracy. Validation n: seeds with a score of all seeds run.",
+    note="MNLI: the SymLoRA paper prints one number per split; its test ± 0.5 counts matched and "
+         "mismatched together (n = 9,796 + 9,847). LoRA: the SymLoRA paper's copy of the LoRA paper's "
+         "numbers is floored (QQP 90.8 → 90, RTE 86.6 → 86, MRPC 89.7 → 89); both are shown",
 ))
 
 _add(Preset(
-    name="delora_table1", title="DeLoRA report, Table 1 (methods with trainable counts)",
+    name="delora_table1", grid="delora_table1", title="DeLoRA report, Table 1 (roberta-base)",
     layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli", "mrpc", "rte", "stsb"],
     entries=[
-        Entry("Full FT", "full", None, pub=("lora_paper", "2", "full"), required=False),
-        Entry("BitFit", "bitfit", None, pub=("lora_paper", "2", "bitfit"), required=False),
+        Entry("Full FT", "full", None, pub=("lora_paper", "2", "full")),
+        Entry("BitFit", "bitfit", None, pub=("lora_paper", "2", "bitfit")),
         Entry("LoRA (r=8)", "lora", 8, pub=("lora_paper", "2", "lora")),
         Entry("DeLoRA (rank as published)", "delora", "published", pub=("delora_report", "1", "delora")),
     ],
-    ci="t", compare=("DeLoRA (rank as published)", "LoRA (r=8)"), average=True, model="roberta-base",
-    note="DeLoRA = Dantuluri et al.'s report (trainable Sigma between frozen B, A), not PEFT's DeLoRA "
-         "(Bini et al., 2025); baselines' published numbers from the LoRA paper, Table 2",
+    ci="t", compare=("DeLoRA (rank as published)", "LoRA (r=8)"), average="ours", model="roberta-base",
+    caption="DeLoRA (Dantuluri et al.: trainable Σ between frozen random B and A; not PEFT's DeLoRA) "
+            "beside LoRA and the LoRA paper's Full FT and BitFit on GLUE with roberta-base. Ours: mean "
+            "over seeds with the 95% Student-t interval. Trainable: adapter parameters.",
+    note="baselines' published numbers from the LoRA paper, Table 2; the average column is ours",
 ))
 
 _add(Preset(
-    name="delora_table2", title="DeLoRA report, Table 2 (ranks)", layout="methods_as_rows",
-    tasks=["cola", "sst2", "qqp", "qnli", "mnli"],
+    name="delora_table2", grid="delora_table2", title="DeLoRA report, Table 2 (ranks, roberta-base)",
+    layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli"],
     entries=[Entry(f"DeLoRA r={r}", "delora", r, pub=("delora_report", "2", "delora")) for r in (16, 32, 64)],
-    ci="t", compare=("DeLoRA r=64", "DeLoRA r=16"), extra_variants=["delora"], average=True,
+    ci="t", compare=("DeLoRA r=64", "DeLoRA r=16"), extra_variants=["delora"], average="ours",
     model="roberta-base",
-    note="DeLoRA = Dantuluri et al.'s report, not PEFT's DeLoRA; the report prints 1.5k for r=16 (arithmetic: 6,144)",
+    caption="DeLoRA (Dantuluri et al.; not PEFT's DeLoRA) at ranks 16, 32 and 64 on five GLUE tasks with "
+            "roberta-base. Ours: mean over seeds with the 95% Student-t interval.",
+    note="the report prints 1.5k trainable for r=16; the arithmetic gives 6,144; the average column is ours",
 ))
 
 _add(Preset(
-    name="delora_table3", title="DeLoRA report, Table 3 (LoRA of LoRA, started from an MNLI LoRA)",
-    layout="tasks_as_rows", tasks=["mrpc", "rte", "stsb"],
+    name="delora_table3", grid="delora_table3",
+    title="DeLoRA report, Table 3 (LoRA of LoRA, from an MNLI LoRA, roberta-base)",
+    layout="methods_as_rows", tasks=["mrpc", "rte", "stsb"],
     entries=[
         Entry("Head only on MNLI LoRA", "head_only_on_mnli_lora", None,
               pub=("delora_report", "3", "head_only_on_mnli_lora")),
         Entry("LoRA of LoRA", "delora_on_mnli_lora", None, pub=("delora_report", "3", "delora_on_mnli_lora")),
     ],
     ci="t", compare=("LoRA of LoRA", "Head only on MNLI LoRA"), model="roberta-base",
-    note="LoRA of LoRA = adapter=lora_of_lora; head only = adapter=lora_head_only (both from an MNLI LoRA run)",
+    caption="Starting from a LoRA trained on MNLI: training only a new head, or Σ (LoRA of LoRA, the "
+            "MNLI LoRA's factors frozen) and a new head. Ours: mean over seeds with the 95% Student-t "
+            "interval.",
 ))
 
 _add(Preset(
-    name="asymmetry", title="Asymmetry paper (Zhu et al.), B-only / A-only vs LoRA (GLUE average, no QQP)",
+    name="asymmetry", grid="asymmetry",
+    title="Asymmetry paper (Zhu et al.), B-only and A-only vs LoRA (roberta-large; GLUE without QQP)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "rte", "stsb"],
     entries=[
         Entry("LoRA (r=8)", "lora", 8, pub=("asymmetry_paper", "1", "lora")),
@@ -111,35 +173,56 @@ _add(Preset(
               frozen_init="orthogonal"),
     ],
     ci="t", compare=("B-only orthogonal (r=8)", "LoRA (r=8)"), extra_variants=["b_only", "a_only", "lora"],
-    average=True,
-    note="published: roberta-large averages from an unverified secondary source; ours whatever model ran",
+    average="paper", model="roberta-large",
+    caption="B-only (A frozen at a random orthonormal matrix) and A-only against LoRA on GLUE without "
+            "QQP, roberta-large from the pretrained model on every task. Ours: mean over seeds with "
+            "the 95% Student-t interval; Avg.: unweighted mean over the seven tasks.",
+    note="published: roberta-large averages from an unverified secondary source",
 ))
 
+_LORA_ENTRIES = [
+    Entry("LoRA (r=8)", "lora", 8, pub=("lora_paper", "2", "lora")),
+    Entry("Full FT", "full", None, pub=("lora_paper", "2", "full")),
+    Entry("BitFit", "bitfit", None, pub=("lora_paper", "2", "bitfit")),
+]
+_LORA_CAPTION = ("LoRA (rank 8 on query and value) on GLUE with roberta-base, {reading}. Ours: median over "
+                 "seeds of each run's best epoch, as in the LoRA paper, with its distribution-free "
+                 "order-statistic interval (coverage stated). Full FT and BitFit: the LoRA paper's.")
 _add(Preset(
-    name="lora_table2", title="LoRA paper, Table 2 (roberta-base rows)", layout="methods_as_rows",
-    tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
-    entries=[
-        Entry("LoRA (r=8)", "lora", 8, pub=("lora_paper", "2", "lora")),
-        Entry("Full FT", "full", None, pub=("lora_paper", "2", "full"), required=False),
-        Entry("BitFit", "bitfit", None, pub=("lora_paper", "2", "bitfit"), required=False),
-    ],
-    ci="t", center="median", compare=("LoRA (r=8)", "Full FT"), average=True, model="roberta-base",
-    note="median over seeds of the best epoch, as in the LoRA paper",
+    name="lora_table2", grid="lora_table2", title="LoRA paper, Table 2 (roberta-base rows; the table's batch)",
+    layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
+    entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",
+    model="roberta-base",
+    caption=_LORA_CAPTION.format(reading="the table's batch size per optimiser step"),
+))
+_add(Preset(
+    name="lora_table2_scripts", grid="lora_table2_scripts",
+    title="LoRA paper, Table 2 (roberta-base rows; the scripts' 8-process batch)",
+    layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
+    entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",
+    model="roberta-base",
+    caption=_LORA_CAPTION.format(reading="8 × the table's batch size per optimiser step (the released "
+                                         "scripts' 8 processes; one device accumulates 8 batches)"),
 ))
 
 SUMMARY_NAMES = ("all", "summary")
-PAPER_PRESETS = ["symlora_table1", "delora_table1", "delora_table2", "delora_table3", "asymmetry", "lora_table2"]
+PAPER_PRESETS = list(PRESETS)
 
 
 def summary_preset(name: str = "all") -> Preset:
-    """Everything that is there: one row per (method, rank, frozen init) group, no published numbers."""
+    """Everything that is there: one row per (method, rank, frozen init, protocol), no published numbers."""
     return Preset(name=name, title="All runs (summary)", layout="methods_as_rows", tasks=[], entries=[],
-                  ci="t", extra_variants=["*"], average=False)
+                  ci="t", extra_variants=["*"], caption="Every group of runs found: mean over seeds with "
+                  "the 95% Student-t interval.")
+
+
+def preset_names() -> list[str]:
+    return PAPER_PRESETS + list(SUMMARY_NAMES) + ["papers"]
 
 
 def get_preset(name: str) -> Preset:
     if name in SUMMARY_NAMES:
         return summary_preset(name)
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS) + list(SUMMARY_NAMES) + ['papers']}")
+        raise KeyError(f"unknown preset {name!r}; choose one of {preset_names()}")
     return PRESETS[name]

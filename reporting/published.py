@@ -11,16 +11,24 @@ from .tasks import normalise_task
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "reference" / "published_results.csv"
 
 
+class ReportInputError(ValueError):
+    """Bad input to the report, with the file (and line) that holds it."""
+
+
 def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    if path and not Path(path).is_file():
+        raise ReportInputError(f"published={path}: no such file")
     path = Path(path) if path else DEFAULT_PUBLISHED
     if not path.exists():
         return pd.DataFrame(columns=["source", "table", "method", "model", "trainable_params", "rank",
-                                     "task", "split", "metric", "value", "plus_minus", "note"])
+                                     "task", "split", "metric", "value", "plus_minus", "note", "test_n"])
     df = pd.read_csv(path, dtype={"table": str, "trainable_params": str})
     df["task"] = df["task"].map(normalise_task)
     df["rank"] = pd.to_numeric(df["rank"], errors="coerce").astype("Int64")
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["plus_minus"] = pd.to_numeric(df["plus_minus"], errors="coerce")
+    # the number of test examples a published test score counts (its Bernoulli ± follows it)
+    df["test_n"] = pd.to_numeric(df["test_n"], errors="coerce").astype("Int64") if "test_n" in df else pd.NA
     return df
 
 
@@ -40,25 +48,52 @@ def find_published(pub: pd.DataFrame, source: str, table: str, method: str, task
 def load_test_scores(path: str | Path | None) -> pd.DataFrame:
     """GLUE server scores CSV with columns task, method, score (fraction or percentage) -> fractions.
 
-    Task names may be the server's ('SST-2', 'MNLI-m') or the Hub's ('sst2'); an optional ``rank``
-    column restricts a score to that rank.
+    Task names may be the server's ('SST-2', 'MNLI-m', 'MNLI-mm') or the Hub's ('sst2'); an optional
+    ``rank`` column restricts a score to that rank. A score above 1 is a percentage ('60' = 0.60). A
+    ragged row, a non-numeric score or a missing column is an error naming the file and line.
     """
+    import csv
+
     cols = ["task", "method", "score", "rank"]
     if not path:
         return pd.DataFrame(columns=cols)
-    df = pd.read_csv(path)
-    df.columns = [c.strip().lower() for c in df.columns]
-    missing = {"task", "method", "score"} - set(df.columns)
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(f"test_scores={path}: no such file")
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    if not lines:
+        raise ReportInputError(f"{path}: empty; expected a header task,method,score")
+    header = [c.strip().lower() for c in lines[0]]
+    missing = {"task", "method", "score"} - set(header)
     if missing:
-        raise ValueError(f"{path}: test-score CSV needs columns task, method, score (missing {sorted(missing)})")
-    df["task"] = df["task"].map(normalise_task)
-    df["method"] = df["method"].astype(str).str.strip().str.lower()
-    df["score"] = pd.to_numeric(df["score"], errors="coerce")
-    df.loc[df["score"].abs() > 1, "score"] = df["score"] / 100.0  # percentages -> fractions
-    if "rank" not in df.columns:
-        df["rank"] = pd.NA
+        raise ReportInputError(f"{path}:1: test-score CSV needs columns task, method, score "
+                               f"(missing {sorted(missing)}; header {lines[0]})")
+    rows = []
+    for number, fields in enumerate(lines[1:], start=2):
+        if not any(x.strip() for x in fields):
+            continue
+        if len(fields) != len(header):
+            raise ReportInputError(f"{path}:{number}: {len(fields)} fields, the header has {len(header)}: {fields}")
+        row = dict(zip(header, (x.strip() for x in fields)))
+        try:
+            score = float(row["score"])
+        except ValueError:
+            raise ReportInputError(f"{path}:{number}: score {row['score']!r} is not a number") from None
+        if not math.isfinite(score):
+            raise ReportInputError(f"{path}:{number}: score {row['score']!r} is not a finite number")
+        rank = row.get("rank") or None
+        if rank is not None:
+            try:
+                rank = int(rank)
+            except ValueError:
+                raise ReportInputError(f"{path}:{number}: rank {row['rank']!r} is not a whole number") from None
+        rows.append({"task": normalise_task(row["task"]), "method": row["method"].lower(),
+                     "score": score / 100.0 if abs(score) > 1 else score, "rank": rank})
+    df = pd.DataFrame(rows, columns=cols)
+    df["score"] = df["score"].astype(float)
     df["rank"] = pd.to_numeric(df["rank"], errors="coerce").astype("Int64")
-    return df[cols]
+    return df
 
 
 def find_test_score(scores: pd.DataFrame, task: str, names: list[str], rank=None) -> float:

@@ -6,7 +6,7 @@ import shutil
 
 from glue import get_task
 from glue.loading import SAMPLE_DIR
-from reporting.runner import run_report
+from reporting.runner import ReportOptions, run_report
 from rundir import run_dir
 from training.data import RunData
 from training.model import build_tokenizer
@@ -35,7 +35,7 @@ def test_a_malformed_row_is_named_in_metrics_json_and_the_report(tiny_run, tmp_p
         assert data[split]["rows_read"] == data[split]["rows_in_file"] > 0
 
     messages: list[str] = []
-    run_report(cfg.results_dir, echo=messages.append, figures=False, submission=False)
+    run_report(ReportOptions(results_dir=cfg.results_dir, figures=False, submission=False), echo=messages.append)
     assert any(m.strip() == f"{run_dir(cfg)}: 3 malformed data row(s) skipped (metrics.json 'data' "
                "names the lines)" for m in messages), messages
     with open(tmp_path / "results" / "tables" / "runs.csv", newline="") as listing:

@@ -1,4 +1,6 @@
-"""report.py / reporting/: CI arithmetic, presets on a synthetic results tree, Welch, figures, CLI."""
+"""report.py / reporting/: presets on a synthetic results tree (protocols, layouts, failed runs,
+MNLI's two sets), figures, the submission zip, input errors and the CLI. The statistics themselves:
+tests/test_report_statistics.py; the LaTeX: tests/test_report_latex.py."""
 from __future__ import annotations
 
 import json
@@ -13,55 +15,18 @@ from scipy import stats
 
 from reporting import statistics as st
 from reporting.collect import collect_runs, identify_variant
-from reporting.runner import run_report
+from reporting.presets import PAPER_PRESETS, PRESETS, grid_experiment, preset_names
+from reporting.published import ReportInputError, load_test_scores
+from reporting.runner import ReportOptions, run_report
 
 REPO = Path(__file__).resolve().parent.parent
 METRIC = {"rte": "accuracy", "mrpc": "accuracy", "cola": "matthews", "stsb": "pearson", "sst2": "accuracy",
           "mnli": "accuracy_matched", "qnli": "accuracy", "qqp": "accuracy"}
+QUIET = {"echo": lambda *_: None}
 
 
-# ------------------------------------------------------------------ CI arithmetic, by hand
-SCORES = [0.80, 0.82, 0.84, 0.86, 0.88]
-
-
-def test_sd_normal_and_t_half_widths_by_hand():
-    mean = sum(SCORES) / 5
-    sd = math.sqrt(sum((x - mean) ** 2 for x in SCORES) / 4)  # ddof = 1
-    assert sd == pytest.approx(0.0316228, abs=1e-7)
-    assert st.sample_sd(SCORES) == pytest.approx(sd, rel=1e-12)
-    assert st.normal_half_width(SCORES) == pytest.approx(1.96 * 0.0316228 / math.sqrt(5), abs=1e-7)
-    assert st.t_half_width(SCORES) == pytest.approx(2.776445 * 0.0316228 / math.sqrt(5), abs=1e-6)
-    s = st.summarize(SCORES, ci="t")
-    assert (s["n"], s["mean"], s["median"]) == (5, pytest.approx(0.84), pytest.approx(0.84))
-    assert s["ci_low"] == pytest.approx(0.84 - 2.776445 * 0.0316228 / math.sqrt(5), abs=1e-6)
-
-
-def test_bootstrap_is_seeded_and_brackets_mean():
-    a = st.summarize(SCORES, ci="bootstrap", boot_seed=3)
-    b = st.summarize(SCORES, ci="bootstrap", boot_seed=3)
-    assert (a["ci_low"], a["ci_high"]) == (b["ci_low"], b["ci_high"])
-    assert 0.80 <= a["ci_low"] < 0.84 < a["ci_high"] <= 0.88
-
-
-def test_bernoulli_half_width_and_dash_for_correlations():
-    assert st.bernoulli_half_width(0.9, 1821) == pytest.approx(1.96 * math.sqrt(0.9 * 0.1 / 1821), rel=1e-12)
-    assert st.bernoulli_half_width(0.9, 1821) == pytest.approx(0.0137791, abs=1e-7)
-    assert st.test_half_width("sst2", 0.9) == pytest.approx(0.0137791, abs=1e-7)
-    assert st.test_half_width("rte", 0.78) == pytest.approx(1.96 * math.sqrt(0.78 * 0.22 / 3000), rel=1e-12)
-    assert st.test_half_width("cola", 0.6) is None
-    assert st.test_half_width("stsb", 0.88) is None
-
-
-def test_welch_equals_scipy_and_decides_at_005():
-    a, b = [0.80, 0.82, 0.84, 0.86, 0.88], [0.70, 0.72, 0.71, 0.73, 0.69]
-    ref = stats.ttest_ind(a, b, equal_var=False)
-    w = st.welch(a, b)
-    assert w["t"] == pytest.approx(ref.statistic) and w["p"] == pytest.approx(ref.pvalue)
-    assert w["decision"] == "different" and "Welch" in w["test"]
-    c = [0.81, 0.85, 0.83, 0.87, 0.84]
-    ref2 = stats.ttest_ind(a, c, equal_var=False)
-    assert ref2.pvalue >= 0.05 and st.welch(a, c)["decision"] == "tied"
-    assert st.intervals_overlap(0.1, 0.3, 0.25, 0.4) and not st.intervals_overlap(0.1, 0.2, 0.25, 0.4)
+def report(results_dir, **options):
+    return run_report(ReportOptions(results_dir=results_dir, **options), **QUIET)
 
 
 def test_lora_of_lora_rule():
@@ -69,13 +34,12 @@ def test_lora_of_lora_rule():
     assert identify_variant("lora_head_only") == "head_only_on_mnli_lora"
     assert identify_variant("delora", None, "results/runs/mnli/delora/s/seed=0") == "delora"
     assert identify_variant("head_only") == "head_only"
-    assert identify_variant("lora", None, "runs/mnli/lora/x/seed=0") == "lora"
 
 
 # ------------------------------------------------------------------ a synthetic results tree
 def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, h="1a2b3c4d", status="done",
-              init_from=None, experiment="test", trainable=147672, last=None, norms=False, preds=(),
-              finished=True, frozen_init=None):
+              init_from=None, experiment="symlora_paper", grid=None, trainable=147672, last=None, norms=False,
+              preds=(), finished=True, frozen_init=None, model="roberta-base", mismatched=None, accumulation=1):
     setting = f"lr={lr},bs={bs},r={rank},h={h}"
     d = root / "runs" / task / method / setting / f"seed={seed}"
     d.mkdir(parents=True, exist_ok=True)
@@ -83,15 +47,19 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
     if not finished:
         return d
     metric = METRIC[task]
-    hp = {"lr": lr, "batch_size": bs, "epochs": 3, "rank": rank, "alpha": rank, "max_seq_len": 128,
+    hp = {"lr": lr, "batch_size": bs, "grad_accumulation": accumulation, "effective_batch": bs * accumulation,
+          "epochs": 3, "rank": rank, "alpha": rank, "max_seq_len": 128,
           "weight_decay": 0.1, "warmup_ratio": 0.06, "init_from": init_from}
     if frozen_init:
         hp["frozen_init"] = frozen_init
+    best = {metric: score} if status == "done" else {}
+    if mismatched is not None and status == "done":
+        best["accuracy_mismatched"] = mismatched
     m = {"status": status, "reason": None if status == "done" else "nan loss", "task": task, "method": method,
-         "seed": seed, "setting": setting, "model": "roberta-base", "experiment": experiment,
+         "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid, "precision": "bf16",
          "hyperparameters": hp, "trainable": {"adapter": trainable, "with_head": trainable + 592130},
          "main_metric": metric,
-         "best_epoch": 2 if status == "done" else None, "best": {metric: score} if status == "done" else {},
+         "best_epoch": 2 if status == "done" else None, "best": best,
          "last_epoch": 3 if status == "done" else None,
          "last": {metric: score - 0.01 if last is None else last} if status == "done" else {},
          "train_examples": 100, "time_s": 1.0, "examples_per_s": 100.0, "versions": {}, "device": "cpu"}
@@ -112,63 +80,79 @@ MRPC_SYM = [0.86, 0.87, 0.88, 0.89, 0.90]
 COLA_SYM = [0.60, 0.62, 0.61, 0.63, 0.64]
 RTE_LORA = [0.70, 0.72, 0.71, 0.73, 0.69]
 MRPC_LORA = [0.85, 0.88, 0.87, 0.89, 0.86]
+MNLI_M, MNLI_MM = [0.86, 0.87, 0.865], [0.855, 0.866, 0.87]
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
+    # SymLoRA paper protocol (experiment=symlora_paper)
     for s, v in enumerate(RTE_SYM):
-        write_run(root, "rte", "symlora", s, v, norms=True, preds=("RTE.tsv",))
-    write_run(root, "rte", "symlora", 4, None, status="failed")
-    # a worse setting: best-mean selection must not pick it
-    for s in range(5):
+        write_run(root, "rte", "symlora", s, v, norms=True, preds=("RTE.tsv",), grid="symlora_table1")
+    write_run(root, "rte", "symlora", 4, None, status="failed", grid="symlora_table1")
+    for s in range(5):  # a worse setting: best-mean selection must not pick it
         write_run(root, "rte", "symlora", s, 0.60, lr=1e-4, h="deadbeef")
     for s, v in enumerate(MRPC_SYM):
         write_run(root, "mrpc", "symlora", s, v, norms=True, preds=("MRPC.tsv",))
     for s, v in enumerate(COLA_SYM):
         write_run(root, "cola", "symlora", s, v, norms=True)
+    for s, (m, mm) in enumerate(zip(MNLI_M, MNLI_MM)):
+        write_run(root, "mnli", "symlora", s, m, mismatched=mm, norms=True)
     for s, v in enumerate(RTE_LORA):
-        write_run(root, "rte", "lora", s, v, trainable=294912)
+        write_run(root, "rte", "lora", s, v, trainable=294912, norms=True)
     for s, v in enumerate(MRPC_LORA[:4]):
         write_run(root, "mrpc", "lora", s, v, trainable=294912)
     write_run(root, "mrpc", "lora", 4, None, trainable=294912, finished=False)  # missing/unfinished
-    # the sweep chose the lower-lr LoRA setting on cola even though the other is better
+    for s in range(3):  # every QNLI LoRA seed failed: the row stays, "0 of 3, 3 failed"
+        write_run(root, "qnli", "lora", s, None, status="failed", trainable=294912)
+    # the same rte LoRA setting under another protocol (the DeLoRA report's): never mixed in
+    for s in range(2):
+        write_run(root, "rte", "lora", s, 0.99, h="0000aaaa", experiment="delora_report", grid="delora_table1")
+    # LoRA paper protocol: the sweep chose the lower-lr LoRA setting on cola even though the other is better
     for s in range(3):
-        write_run(root, "cola", "lora", s, 0.55 + s * 0.01, lr=4e-4, h="cccccccc", trainable=294912)
-        write_run(root, "cola", "lora", s, 0.65, lr=5e-4, h="dddddddd", trainable=294912)
-    (root / "sweeps" / "grid1").mkdir(parents=True)
-    (root / "sweeps" / "grid1" / "choices.json").write_text(json.dumps([
+        write_run(root, "cola", "lora", s, 0.55 + s * 0.01, lr=4e-4, h="cccccccc", trainable=294912,
+                  experiment="lora_paper", grid="lora_table2")
+        write_run(root, "cola", "lora", s, 0.65, lr=5e-4, h="dddddddd", trainable=294912,
+                  experiment="lora_paper", grid="lora_table2")
+        write_run(root, "cola", "lora", s, 0.50, h="eeee0000", bs=16, accumulation=8, trainable=294912,
+                  experiment="lora_paper_scripts", grid="lora_table2_scripts")
+    (root / "sweeps" / "lora_table2").mkdir(parents=True)
+    (root / "sweeps" / "lora_table2" / "choices.json").write_text(json.dumps([
         {"task": "cola", "method": "lora", "rank": 8, "setting": "lr=0.0004,bs=32,r=8,h=cccccccc",
          "lr": 4e-4, "batch_size": 32, "score_mean": 0.56, "n_seeds": 3}]))
-    # DeLoRA ranks
+    # DeLoRA report protocol: ranks, LoRA of LoRA and its head-only baseline
     for r, base in ((16, 0.47), (32, 0.54), (64, 0.62)):
         for s in range(3):
-            write_run(root, "cola", "delora", s, base + 0.01 * s, rank=r, trainable=24 * r * r)
-    # LoRA of LoRA (init_from a LoRA MNLI run) and its head-only baseline
+            write_run(root, "cola", "delora", s, base + 0.01 * s, rank=r, trainable=24 * r * r,
+                      experiment="delora_report", grid="delora_table2")
     mnli_lora = str(root / "runs/mnli/lora/lr=0.0005,bs=16,r=8,h=00000000/seed=0")
     for s in range(3):
-        write_run(root, "mrpc", "lora_of_lora", s, 0.77 + 0.01 * s, init_from=mnli_lora, trainable=1536, h="eeeeeeee")
-        write_run(root, "mrpc", "lora_head_only", s, 0.71, init_from=mnli_lora, trainable=0, h="ffffffff")
-    # B-only / A-only
+        write_run(root, "mrpc", "lora_of_lora", s, 0.77 + 0.01 * s, init_from=mnli_lora, trainable=1536,
+                  h="eeeeeeee", experiment="delora_report")
+        write_run(root, "mrpc", "lora_head_only", s, 0.71, init_from=mnli_lora, trainable=0, h="ffffffff",
+                  experiment="delora_report")
+    # Asymmetry protocol: roberta-large; one roberta-base run of it is left out
     for s in range(3):
-        write_run(root, "rte", "b_only", s, 0.75 + 0.01 * s, trainable=147456, frozen_init="orthogonal")
-        write_run(root, "rte", "a_only", s, 0.70, trainable=147456)
+        write_run(root, "rte", "b_only", s, 0.75 + 0.01 * s, trainable=147456, frozen_init="orthogonal",
+                  experiment="asymmetry", model="roberta-large")
+        write_run(root, "rte", "a_only", s, 0.70, trainable=147456, experiment="asymmetry", model="roberta-large")
+    write_run(root, "rte", "b_only", 0, 0.5, h="bbbb0000", experiment="asymmetry", model="roberta-base")
     return root
 
 
 @pytest.fixture(scope="module")
 def test_scores(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("scores") / "test.csv"
-    p.write_text("task,method,score\nRTE,symlora,78.0\nCoLA,symlora,0.60\nMRPC,symlora,0.88\n")
+    p.write_text("task,method,score\nRTE,symlora,78.0\nCoLA,symlora,60\nMRPC,symlora,0.88\n"
+                 "MNLI-m,symlora,86.1\nMNLI-mm,symlora,85.4\n")
     return p
 
 
 @pytest.fixture(scope="module")
 def reports(tree, test_scores):
     out = {}
-    for preset in ("symlora_table1", "delora_table1", "delora_table2", "delora_table3", "asymmetry",
-                   "lora_table2", "all"):
-        out[preset] = run_report(tree, preset=preset, test_scores=str(test_scores), echo=lambda *_: None)[preset]
+    for preset in PAPER_PRESETS + ["all"]:
+        out[preset] = report(tree, preset=preset, test_scores=str(test_scores))[preset]
     return out
 
 
@@ -181,112 +165,240 @@ def cell(res, row, task, split="validation"):
 def test_collect_counts_failed_and_missing(tree):
     runs = collect_runs(tree)
     assert {"task", "method", "rank", "lr", "batch_size", "seed", "status", "best_score", "last_score",
-            "trainable_adapter", "trainable_with_head"} <= set(runs.columns)
-    assert (runs["status"] == "failed").sum() == 1
+            "trainable_adapter", "trainable_with_head", "experiment", "grid", "effective_batch"} <= set(runs.columns)
+    assert (runs["status"] == "failed").sum() == 4
     assert (runs["status"] == "missing").sum() == 1
     missing = runs[runs["status"] == "missing"].iloc[0]
     assert (missing["task"], missing["method"], missing["rank"], missing["seed"]) == ("mrpc", "lora", 8, 4)
     assert set(runs[runs["method"] == "lora_of_lora"]["variant"]) == {"delora_on_mnli_lora"}
+    assert set(runs[runs["grid"] == "lora_table2_scripts"]["effective_batch"]) == {128}
 
 
 def test_symlora_table1(reports, tree):
     res = reports["symlora_table1"]
     rte = cell(res, "SymLoRA validation", "rte")
-    assert rte["n_label"] == "4 of 5" and rte["n_failed"] == 1
+    assert rte["n_label"] == "4 of 5, 1 failed" and rte["n_failed"] == 1
     assert rte["setting"] == "lr=0.0005,bs=32,r=8,h=1a2b3c4d"        # best mean, not the 0.60 setting
     assert rte["value"] == pytest.approx(83.0)
     assert rte["half_width"] == pytest.approx(100 * 1.96 * st.sample_sd(RTE_SYM) / 2)  # normal (paper)
     assert rte["published"] == 85 and rte["diff"] == pytest.approx(-2.0)
     mrpc_lora = cell(res, "LoRA validation", "mrpc")
-    assert mrpc_lora["n_label"] == "4 of 5" and mrpc_lora["n_missing"] == 1
+    assert mrpc_lora["n_label"] == "4 of 5, 1 missing" and mrpc_lora["n_missing"] == 1
     t_rte = cell(res, "SymLoRA test", "rte", "test")
     assert t_rte["value"] == pytest.approx(78.0)
     assert t_rte["half_width"] == pytest.approx(100 * 1.96 * math.sqrt(0.78 * 0.22 / 3000))
+    assert cell(res, "SymLoRA test", "cola", "test")["value"] == pytest.approx(60.0)  # "60" is 60%
     assert math.isnan(cell(res, "SymLoRA test", "cola", "test")["half_width"])
     disp = res.display
-    assert list(disp["Task"]) == ["CoLA", "QNLI", "SST-2", "MNLI", "QQP", "RTE", "MRPC", "STS-B"]
+    assert list(disp["Task"]) == ["CoLA", "QNLI", "SST-2", "MNLI-m", "MNLI-mm", "QQP", "RTE", "MRPC", "STS-B"]
     assert {"SymLoRA validation: ours", "SymLoRA validation: n", "SymLoRA validation: paper",
             "SymLoRA validation: Δ", "SymLoRA test: ours", "LoRA validation: ours"} <= set(disp.columns)
     row = disp[disp["Task"] == "RTE"].iloc[0]
-    assert row["SymLoRA validation: n"] == "4 of 5" and row["SymLoRA validation: ours"].startswith("83.0 ± ")
-    assert row["SymLoRA test: ours"] == "78.0 ± 1.5"
+    assert row["SymLoRA validation: n"] == "4 of 5, 1 failed" and row["SymLoRA validation: ours"].startswith("83.0 ± ")
+    assert row["SymLoRA test: ours"] == "78.0 ± 1.5" and row["SymLoRA test: n"] == "3,000"
     assert disp[disp["Task"] == "CoLA"].iloc[0]["SymLoRA test: ours"] == "60.0 ± –"
-    # comparison: Welch as scipy, decided at 0.05
-    c = res.compare.set_index("task")
-    ref = stats.ttest_ind(RTE_SYM, RTE_LORA, equal_var=False)
-    assert c.loc["rte", "p"] == pytest.approx(ref.pvalue) and c.loc["rte", "welch"] == "different"
-    ref_m = stats.ttest_ind(MRPC_SYM, MRPC_LORA[:4], equal_var=False)
-    assert c.loc["mrpc", "welch"] == ("tied" if ref_m.pvalue >= 0.05 else "different")
     for ext in ("md", "csv", "tex"):
         assert (tree / "tables" / f"symlora_table1.{ext}").stat().st_size > 100
-    assert "\\toprule" in (tree / "tables" / "symlora_table1.tex").read_text()
     assert (tree / "tables" / "symlora_table1_compare.md").exists()
 
 
+def test_mnli_matched_and_mismatched_each_with_its_own_n(reports):
+    res = reports["symlora_table1"]
+    m, mm = cell(res, "SymLoRA validation", "mnli"), cell(res, "SymLoRA validation", "mnli_mm")
+    assert m["value"] == pytest.approx(100 * sum(MNLI_M) / 3) and m["metric"] == "accuracy_matched"
+    assert mm["value"] == pytest.approx(100 * sum(MNLI_MM) / 3) and mm["metric"] == "accuracy_mismatched"
+    tm, tmm = cell(res, "SymLoRA test", "mnli", "test"), cell(res, "SymLoRA test", "mnli_mm", "test")
+    assert tm["half_width"] == pytest.approx(100 * 1.96 * math.sqrt(0.861 * 0.139 / 9796))
+    assert tmm["half_width"] == pytest.approx(100 * 1.96 * math.sqrt(0.854 * 0.146 / 9847))
+    assert (tm["test_n"], tmm["test_n"]) == (9796, 9847)
+    # the paper's one MNLI test number: its ± counts matched + mismatched
+    assert tm["published_test_n"] == 9796 + 9847 and tm["published_pm"] == 0.5
+
+
+def test_published_test_half_widths_follow_the_n_each_score_counts(reports):
+    """Every SymLoRA Table 1 accuracy test score whose ± is stored: 1.96·√(p(1−p)/n) with the stored
+    n, rounded as printed, gives the printed ±."""
+    res = reports["symlora_table1"]
+    test = res.long[(res.long["split"] == "test") & res.long["published_pm"].notna()]
+    assert len(test) >= 1
+    for r in test.itertuples():
+        assert r.metric not in st.NON_BERNOULLI
+        hw = 100 * st.bernoulli_half_width(r.published / 100, r.published_test_n)
+        assert round(hw, 1) == r.published_pm, r.task
+
+
+def test_lora_paper_exact_numbers_beside_the_symlora_papers_floored_copies(reports):
+    res = reports["symlora_table1"]
+    for task, floored, exact in (("qqp", 90, 90.8), ("rte", 86, 86.6), ("mrpc", 89, 89.7)):
+        c = cell(res, "LoRA validation", task)
+        assert (c["published"], c["also"], c["also_label"]) == (floored, exact, "LoRA paper")
+    cols = set(res.display.columns)
+    assert {"LoRA validation: SymLoRA paper (floored)", "LoRA validation: LoRA paper"} <= cols
+
+
+def test_a_row_takes_one_protocol_and_counts_the_others(reports):
+    res = reports["symlora_table1"]
+    rte = cell(res, "LoRA validation", "rte")
+    assert rte["value"] == pytest.approx(100 * sum(RTE_LORA) / 5)  # not the delora_report runs at 0.99
+    assert res.left_out["experiment=delora_report, grid=delora_table1"] == 2
+    assert res.left_out["experiment=lora_paper, grid=lora_table2"] == 6
+    assert any(m.startswith("Left out") and "experiment=symlora_paper" in m for m in res.messages)
+    # the two readings of the LoRA paper's batch never mix
+    t2, t2s = reports["lora_table2"], reports["lora_table2_scripts"]
+    assert cell(t2, "LoRA (r=8)", "cola")["value"] == pytest.approx(56.0)
+    assert cell(t2s, "LoRA (r=8)", "cola")["value"] == pytest.approx(50.0)
+    assert cell(t2s, "LoRA (r=8)", "cola")["effective_batch"] == 128
+
+
+def test_a_method_whose_runs_all_failed_keeps_its_row(reports):
+    q = cell(reports["symlora_table1"], "LoRA validation", "qnli")
+    assert q["n_label"] == "0 of 3, 3 failed" and math.isnan(q["value"])
+    s = reports["all"]
+    assert "0 of 3, 3 failed" in set(s.long["n_label"])
+
+
+def test_sweep_choice_wins_and_the_median_gets_its_own_interval(reports):
+    c = cell(reports["lora_table2"], "LoRA (r=8)", "cola")
+    assert c["setting"] == "lr=0.0004,bs=32,r=8,h=cccccccc" and c["setting_source"] == "sweep:lora_table2"
+    assert c["value"] == pytest.approx(56.0) and c["center"] == "median" and c["ci"] == "order"
+    assert (c["ci_low"], c["ci_high"]) == (pytest.approx(55.0), pytest.approx(57.0))  # [min, max] of 3
+    assert c["coverage"] == pytest.approx(0.75)
+
+
+def test_layouts_as_in_the_papers(reports):
+    t1 = reports["delora_table1"]
+    d = cell(t1, "DeLoRA (rank as published)", "cola")
+    assert d["rank"] == 64 and d["value"] == pytest.approx(63.0) and d["published"] == pytest.approx(62.1)
+    assert {"Full FT", "BitFit"} <= set(t1.long["row"])  # published rows stay without runs of ours
+    assert "Avg. (ours)" in t1.display.columns and "Avg" not in t1.display.columns
+    t2 = reports["delora_table2"]
+    assert list(dict.fromkeys(t2.long["row"])) == ["DeLoRA r=16", "DeLoRA r=32", "DeLoRA r=64"]
+    assert cell(t2, "DeLoRA r=16", "cola")["published"] == pytest.approx(47.2)
+    assert cell(t2, "DeLoRA r=32", "cola")["trainable_adapter"] == 24 * 32 * 32
+    t3 = reports["delora_table3"]  # methods as rows, tasks across (not transposed)
+    assert list(t3.display.columns)[:3] == ["Method", "Trainable", ""]
+    assert {"MRPC", "RTE", "STS-B"} <= set(t3.display.columns)
+    assert cell(t3, "LoRA of LoRA", "mrpc")["value"] == pytest.approx(78.0)
+    assert cell(t3, "Head only on MNLI LoRA", "mrpc")["value"] == pytest.approx(71.0)
+    lt = reports["lora_table2"]
+    assert {"Full FT", "BitFit"} <= set(lt.display["Method"]) and "Avg." in lt.display.columns
+
+
+def test_asymmetry_is_roberta_large_and_delta_stays_within_a_model(reports):
+    a = reports["asymmetry"]
+    assert cell(a, "B-only orthogonal (r=8)", "rte")["value"] == pytest.approx(76.0)
+    assert cell(a, "A-only orthogonal (r=8)", "rte")["value"] == pytest.approx(70.0)  # unrecorded init -> orthogonal
+    assert cell(a, "B-only orthogonal (r=8)", "average")["published"] == pytest.approx(87.4)
+    assert a.left_out["model=roberta-base"] == 1 and a.left_out["experiment=symlora_paper, grid=null"] > 0
+    from reporting.build import _same_model
+    assert not _same_model(PRESETS["asymmetry"], "roberta-base") and _same_model(PRESETS["asymmetry"], "roberta-large")
+
+
+def test_comparison_wording(reports):
+    c = reports["symlora_table1"].compare.set_index("task")
+    ref = stats.ttest_ind(RTE_SYM, RTE_LORA, equal_var=False)
+    assert c.loc["rte", "p"] == pytest.approx(ref.pvalue)
+    assert c.loc["rte", "welch"] == f"different (Welch p = {ref.pvalue:.3g})"
+    ref_m = stats.ttest_ind(MRPC_SYM, MRPC_LORA[:4], equal_var=False)
+    assert ref_m.pvalue >= 0.05 and c.loc["mrpc", "welch"].startswith("not significantly different (Welch p = ")
+    assert "tied" not in " ".join(c["welch"])
+    assert c.loc["mrpc", "equivalence"].startswith(("equivalent within", "equivalence not shown within"))
+
+
 def test_figures_are_valid_png_and_pdf(reports, tree):
-    for stem in ("symlora_table1_bars", "symlora_table1_layer_norms_symlora"):
+    for stem in ("symlora_table1_bars", "symlora_table1_layer_norms"):
         png, pdf = tree / "figures" / f"{stem}.png", tree / "figures" / f"{stem}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1024
         assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1024
 
 
-def test_submission_zip_of_partial_runs_is_refused_unless_asked_for(reports, tree, tmp_path):
+def test_figure1_rows_are_symlora_above_lora_and_bars_start_at_zero(tree, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from reporting import figures
+
+    saved = {}
+    real_save = figures._save
+    figures._save = lambda fig, out_dir, stem: saved.setdefault(stem, fig) and []
+    try:
+        res = report(tree, preset="symlora_table1", submission=False)["symlora_table1"]
+    finally:
+        figures._save = real_save
+    fig1 = saved["symlora_table1_layer_norms"]
+    axes = [ax for ax in fig1.axes if ax.get_label() != "<colorbar>"][:6]
+    assert axes[0].get_ylabel().startswith("SymLoRA") and axes[3].get_ylabel().startswith("LoRA")
+    assert [ax.get_title() for ax in axes[:3]][0].startswith(r"$\|\lambda W_0\|_F - ")
+    bars = saved["symlora_table1_bars"]
+    panels = [ax for ax in bars.axes if ax.get_ylabel()]
+    assert len(panels) == 3  # accuracy, Matthews, Pearson: one panel per metric
+    assert all(ax.get_ylim()[0] <= 0 for ax in panels)
+    plt.close("all")
+    assert res is not None
+
+
+def test_submission_zip_of_partial_runs_is_refused_unless_asked_for(reports, tree):
     # the runs predicted 1 row of RTE and MRPC, no other file: the GLUE server would reject the zip
     z = tree / "submission" / "symlora.zip"
     assert not z.exists()
     msgs: list[str] = []
-    run_report(tree, preset="symlora_table1", echo=msgs.append, figures=False)
+    run_report(ReportOptions(results_dir=tree, preset="symlora_table1", figures=False), echo=msgs.append)
     refusal = next(m for m in msgs if m.startswith(f"submission: {z} not written"))
     assert "RTE.tsv: holds 1 row; the GLUE server expects 3,000 rows" in refusal
     assert "AX.tsv: missing; the GLUE server expects 1,104 rows" in refusal
     assert sum(line.startswith("  ") and ".tsv: " in line for line in refusal.splitlines()) == 11
     assert not z.exists()
     msgs.clear()
-    run_report(tree, preset="symlora_table1", echo=msgs.append, figures=False, submission_partial=True)
+    run_report(ReportOptions(results_dir=tree, preset="symlora_table1", figures=False, submission_partial=True),
+               echo=msgs.append)
     with zipfile.ZipFile(z) as zf:
         assert sorted(zf.namelist()) == ["MRPC.tsv", "RTE.tsv"]
     assert any(m.startswith(f"submission: {z} (2 files), PARTIAL") and "RTE.tsv: holds 1 row" in m
                for m in msgs)
 
 
-def test_sweep_choice_wins_over_best_mean(reports):
-    c = cell(reports["lora_table2"], "LoRA (r=8)", "cola")
-    assert c["setting"] == "lr=0.0004,bs=32,r=8,h=cccccccc" and c["setting_source"] == "sweep:grid1"
-    assert c["value"] == pytest.approx(56.0)  # median of 0.55, 0.56, 0.57 (LoRA paper: median)
-    assert c["center"] == "median"
+def test_every_paper_preset_is_its_grid_and_names_an_experiment():
+    for name, preset in PRESETS.items():
+        assert preset.grid == name and (REPO / "configs" / "grid" / f"{name}.yaml").exists()
+        exp = grid_experiment(name)
+        assert exp == preset.experiment and (REPO / "configs" / "experiment" / f"{exp}.yaml").exists()
+    assert set(PRESETS["delora_table1"].grids) == {"delora_table1", "delora_table2", "delora_table3"}
 
 
-def test_delora_tables(reports):
-    t2 = reports["delora_table2"]
-    assert list(dict.fromkeys(t2.long["row"])) == ["DeLoRA r=16", "DeLoRA r=32", "DeLoRA r=64"]
-    assert cell(t2, "DeLoRA r=64", "cola")["value"] == pytest.approx(63.0)
-    assert cell(t2, "DeLoRA r=16", "cola")["published"] == pytest.approx(47.2)
-    assert cell(t2, "DeLoRA r=32", "cola")["trainable_adapter"] == 24 * 32 * 32
-    t1 = reports["delora_table1"]
-    d = cell(t1, "DeLoRA (rank as published)", "cola")
-    assert d["rank"] == 64 and d["value"] == pytest.approx(63.0) and d["published"] == pytest.approx(62.1)
-    assert "Full FT" not in set(t1.long["row"])  # optional rows without runs are dropped
-    assert "Trainable" in t1.display.columns
-    t3 = reports["delora_table3"]
-    lol = cell(t3, "LoRA of LoRA", "mrpc")
-    assert lol["value"] == pytest.approx(78.0) and lol["published"] == pytest.approx(77.5)
-    assert cell(t3, "Head only on MNLI LoRA", "mrpc")["value"] == pytest.approx(71.0)
-    assert list(t3.display["Task"]) == ["MRPC", "RTE", "STS-B"]
-
-
-def test_asymmetry_and_summary(reports):
-    a = reports["asymmetry"]
-    assert cell(a, "B-only orthogonal (r=8)", "rte")["value"] == pytest.approx(76.0)
-    assert cell(a, "A-only orthogonal (r=8)", "rte")["value"] == pytest.approx(70.0)  # unrecorded init -> orthogonal
-    assert cell(a, "B-only orthogonal (r=8)", "average")["published"] == pytest.approx(87.4)
-    s = reports["all"]
-    assert {"symlora (r=8)", "lora (r=8)", "delora (r=16)", "delora_on_mnli_lora (r=8)"} <= set(s.long["row"])
-
-
-def test_empty_preset_message(tmp_path):
+# ------------------------------------------------------------------ bad input: clear messages
+def test_missing_or_empty_results_dir(tmp_path):
+    with pytest.raises(ReportInputError, match="no such directory"):
+        report(tmp_path / "typo")
     msgs = []
-    run_report(tmp_path, preset="delora_table3", echo=msgs.append, figures=False)
-    assert any("No runs match preset 'delora_table3'" in m and "mrpc" in m for m in msgs)
+    out = run_report(ReportOptions(results_dir=tmp_path, preset="papers", figures=False), echo=msgs.append)
+    assert any("No run directories" in m for m in msgs)
+    assert {"Full FT", "BitFit"} <= set(out["lora_table2"].display["Method"])  # published only
+    assert run_report(ReportOptions(results_dir=tmp_path), echo=msgs.append) == {"all": None}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("task,method,score\nRTE,symlora,78\nCoLA,symlora,abc\n", ":3: score 'abc' is not a number"),
+    ("task,method,score\nRTE,symlora,78,extra\n", ":2: 4 fields, the header has 3"),
+    ("task,score\nRTE,78\n", ":1: test-score CSV needs columns"),
+])
+def test_test_score_errors_name_file_and_line(tmp_path, text, message):
+    p = tmp_path / "scores.csv"
+    p.write_text(text)
+    with pytest.raises(ReportInputError, match=message.replace("(", r"\(")) as info:
+        load_test_scores(p)
+    assert str(p) in str(info.value)
+
+
+def test_whole_number_scores_are_percentages(tmp_path):
+    p = tmp_path / "scores.csv"
+    p.write_text("task,method,score\nRTE,symlora,60\nSST-2,symlora,0.95\n")
+    assert load_test_scores(p)["score"].tolist() == [0.60, 0.95]
+
+
+def test_unknown_option_and_preset(tmp_path):
+    with pytest.raises(ReportInputError, match="unknown report option"):
+        ReportOptions.from_mapping({"results_dir": tmp_path, "presett": "x"})
+    with pytest.raises(KeyError, match="unknown preset"):
+        report(tmp_path, preset="symlora_tabel1")
 
 
 def test_cli_end_to_end(tree, tmp_path):
@@ -295,3 +407,40 @@ def test_cli_end_to_end(tree, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| Method" in out.stdout and "symlora (r=8)" in out.stdout and "4 of 5" in out.stdout
     assert (tree / "tables" / "all.md").exists() and not (tmp_path / "outputs").exists()
+    bad = subprocess.run([sys.executable, str(REPO / "report.py"), f"results_dir={tmp_path / 'nope'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no such directory" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_help_lists_the_presets_and_imports_nothing_heavy():
+    out = subprocess.run([sys.executable, str(REPO / "report.py"), "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    for name in preset_names():
+        assert name in out.stdout
+    probe = ("import sys, report; heavy = [m for m in ('pandas', 'torch', 'matplotlib') if m in sys.modules]; "
+             "print(heavy)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------ LaTeX: compiles and fits a page
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="pdflatex not installed")
+def test_every_paper_table_compiles_with_pdflatex_and_fits_the_page(reports, tree, tmp_path):
+    from reporting.tables import latex_document
+
+    written = sorted(p for name in PAPER_PRESETS for p in (tree / "tables").glob(f"{name}*.tex"))
+    assert len(written) >= len(PAPER_PRESETS)
+    for tex in written:
+        text = tex.read_text()
+        assert text.isascii(), tex.name  # pdflatex-safe: no U+2212, no raw ±
+        assert "¡" not in text and "\\caption{" in text
+        doc = tmp_path / f"{tex.stem}_doc.tex"
+        doc.write_text(latex_document([text]))
+        out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        log = (tmp_path / f"{doc.stem}.log").read_text(errors="replace")
+        assert out.returncode == 0, f"{tex.name}:\n" + out.stdout[-2000:]
+        assert "Overfull \\hbox" not in log and "Float too large" not in log, f"{tex.name} does not fit:\n" + \
+            "\n".join(line for line in log.splitlines() if "Overfull" in line or "Float too large" in line)
+        assert (tmp_path / f"{doc.stem}.pdf").stat().st_size > 1000

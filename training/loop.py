@@ -42,10 +42,34 @@ def make_scheduler(optimizer, total_steps: int, warmup_ratio: float):
     return get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
 
 
+PRECISIONS = ("bf16", "fp32")
+
+
 def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CUDA (our speed choice); fp32 otherwise (``precision=fp32`` on CUDA keeps
+    the LoRA scripts' fp32, with TF32 matmuls: see :func:`set_precision`)."""
     if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
+
+
+def set_precision(device: torch.device, precision: str) -> str:
+    """Check ``precision`` and set the matmul mode; returns what runs, as metrics.json records it:
+    ``bf16`` (bf16 autocast, CUDA), ``fp32-tf32`` (fp32 weights and activations, TF32 matmuls on
+    CUDA, as the LoRA scripts on an Ampere or later GPU) or ``fp32`` (CPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose one of {PRECISIONS}")
+    if device.type != "cuda":
+        return "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return "bf16" if precision == "bf16" else "fp32-tf32"
+
+
+def optimizer_steps(micro_batches: int, grad_accumulation: int) -> int:
+    """Optimiser steps in an epoch of ``micro_batches`` loader batches: one per ``grad_accumulation``
+    batches, and one more for a shorter last group (as the Hugging Face Trainer does)."""
+    return math.ceil(micro_batches / grad_accumulation)
 
 
 def forward(model, batch: dict, device, precision) -> torch.Tensor:
@@ -55,10 +79,15 @@ def forward(model, batch: dict, device, precision) -> torch.Tensor:
 
 
 def train_epoch(model, members: list[Member], loaders, *, pad_token_id, device, precision,
-                max_grad_norm, log_every, progress) -> dict:
+                max_grad_norm, log_every, progress, grad_accumulation: int = 1) -> dict:
     """One pass over the members' loaders (one sub-batch each per step). Each member's loss reaches
     only its own parameters; each is clipped and stepped on its own. A member whose loss turns
-    non-finite is marked failed and stops stepping; the others go on."""
+    non-finite is marked failed and stops stepping; the others go on.
+
+    ``grad_accumulation`` batches make one optimiser step (the batch per step is batch_size ×
+    grad_accumulation): each batch's mean loss is divided by the size of its group, so a group of
+    equal batches gives the gradient of their union's mean loss. The last group of an epoch may be
+    shorter; it is divided by its own size and stepped."""
     model.train()
     params = [[p for group in m.optimizer.param_groups for p in group["params"]] for m in members]
     loss_sums = torch.zeros(len(members), device=device)
@@ -70,8 +99,10 @@ def train_epoch(model, members: list[Member], loaders, *, pad_token_id, device, 
         live = [k for k, m in enumerate(members) if m.failure is None]
         if not live:
             break
-        sum(losses[k] for k in live).backward()
-        for k in live:
+        group_start = (step - 1) // grad_accumulation * grad_accumulation
+        group_size = min(grad_accumulation, steps - group_start)
+        (sum(losses[k] for k in live) / group_size).backward()
+        for k in (live if step == group_start + group_size else ()):  # the group's last batch: step
             member = members[k]
             if max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params[k], max_grad_norm)

@@ -27,7 +27,7 @@ from glue import compute_metrics, get_task, write_predictions, write_validation_
 from training import checkpoint
 from training.config import compose, resolved
 from training.data import RunData
-from training.loop import make_optimizer, make_scheduler, predict, train_epoch
+from training.loop import make_optimizer, make_scheduler, optimizer_steps, predict, set_precision, train_epoch
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, Pack
 from training.progress import Progress, run_name
@@ -102,6 +102,7 @@ def needs_training(cfg: DictConfig, directory: Path) -> bool:
 
 def train_members(cfgs, directories, starts, todo, task) -> None:
     device = pick_device(cfgs[0].device)
+    precision = set_precision(device, cfgs[0].precision)
     data = RunData(cfgs[0], task, tokenizer := build_tokenizer(cfgs[0]))
     pack, members = None, {}
     for i in todo:  # each run is built exactly as a lone run would be, then joins the pack
@@ -113,7 +114,7 @@ def train_members(cfgs, directories, starts, todo, task) -> None:
         member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
         member.head.to(device)
         member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), starts[i],
-                                   data.train_size, device, model.config, data.record())
+                                   data.train_size, device, model.config, precision, data.record())
         members[i] = member
     for member in members.values():
         rundir.write_config(member.directory, OmegaConf.to_container(member.cfg))
@@ -166,12 +167,13 @@ def seed_everything(seed: int) -> None:
 def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_token_id: int) -> None:
     """The epochs (from the last checkpoint on), then each run's best-epoch predictions."""
     cfg = members[0].cfg
-    steps_per_epoch = len(data.train_loader(1, cfg.seed))
+    steps_per_epoch = len(data.train_loader(1, cfg.seed))  # loader batches; the scheduler counts updates
+    updates_per_epoch = optimizer_steps(steps_per_epoch, cfg.grad_accumulation)
     seed_everything(cfg.seed)  # a pack shares one stream (dropout): its first run's seed
     for member in members:
         model = pack.use(member)
         member.optimizer = make_optimizer(model, member.cfg.lr, member.cfg.optim, device)
-        member.scheduler = make_scheduler(member.optimizer, steps_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
+        member.scheduler = make_scheduler(member.optimizer, updates_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
         resumed = checkpoint.load(member.directory, model, member.optimizer, member.scheduler,
                                   member.info["config_hash"])
         if resumed:
@@ -195,7 +197,8 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
             pack.use_pack(live)
             stats = train_epoch(net, live, [data.train_loader(epoch, m.cfg.seed) for m in live],
                                 pad_token_id=pad_token_id, device=device, precision=cfg.precision,
-                                max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress)
+                                max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress,
+                                grad_accumulation=cfg.grad_accumulation)
             scores = evaluate(net, len(live), data, task, device, cfg.precision)
             for k, member in enumerate(live):
                 if member.failure is not None:
@@ -273,22 +276,23 @@ def finish(member: Member) -> None:
 
 
 def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | None, train_size: int,
-                 device, model_config, data_record: dict) -> dict:
+                 device, model_config, precision: str, data_record: dict) -> dict:
     """The part of metrics.json known before training: enough to rebuild the run and to place it in
     a table (docs/run_directory.md)."""
     plain = OmegaConf.to_container(cfg)
-    accumulation = int(cfg.get("grad_accumulation", 1))
+    accumulation = cfg.grad_accumulation
     return {"status": "done", "reason": None, "task": task.name, "method": cfg.adapter.name,
             "seed": cfg.seed, "setting": rundir.setting_name(cfg), "config_hash": rundir.config_hash(cfg),
             "experiment": cfg.experiment, "grid": cfg.grid_name,
             "model": cfg.model.name_or_path, "model_identity": model_identity(cfg, model_config),
             "adapter": plain["adapter"],
             "hyperparameters": {"lr": cfg.lr, "batch_size": cfg.batch_size,
+                                "grad_accumulation": accumulation,
                                 "effective_batch": cfg.batch_size * accumulation, "epochs": cfg.epochs,
                                 "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
                                 "max_seq_len": cfg.max_seq_len, **plain["optim"],
                                 "init_from": str(init_directory) if init_directory else None},
-            "precision": "bf16" if device.type == "cuda" and cfg.precision == "bf16" else "fp32",
+            "precision": precision,  # what ran: bf16, fp32-tf32 (CUDA) or fp32 (training/loop.py set_precision)
             "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
             "main_metric": task.main_metric, "train_examples": train_size, "data": data_record,
             "versions": versions(), "device": describe(device)}

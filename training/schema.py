@@ -95,6 +95,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": integer(0),
     "lr": number(0),
     "batch_size": integer(1),
+    "grad_accumulation": integer(1),
     "epochs": integer(1),
     "max_seq_len": integer(8),
     "eval_batch_size": integer(1),
