@@ -5,7 +5,8 @@
     python train.py -m adapter=lora,symlora seed=0,1,2
     python train.py task=rte pack.seed=[0,1,2,3] pack.lr=[4e-4,5e-4]   # 8 runs in one pass
 
-The run directory it leaves is described in docs/run_directory.md.
+The run directory it leaves is described in docs/run_directory.md. Only Hydra is imported at the top:
+`--help`, `--cfg job`, `--info` and shell completion answer without loading torch or transformers.
 """
 import sys
 
@@ -14,13 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from training.config import CONFIG_DIR  # registers the config resolvers
-from training.pack import pack_jobs
-from training.run import run_pack
-from training.schema import ConfigError
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
+    from training.pack import pack_jobs  # the training stack: torch, transformers, datasets
+    from training.run import run_pack
+    from training.schema import ConfigError
+
     try:
         results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
     except ConfigError as error:  # a bad option: one clear message, no traceback

@@ -1,0 +1,75 @@
+"""The command line as typed: help, config printing and completion answer without the training stack."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from training.config import CONFIG_DIR, HARNESS_ROOT, compose
+from training.help import parse
+
+HEAVY = ("torch", "transformers", "datasets", "peft")
+GROUPS = ("model", "adapter", "task", "data", "optim", "experiment")
+
+
+def imported_modules(*args: str, env: dict | None = None) -> tuple[str, set[str]]:
+    """stdout of `python -X importtime train.py <args>` and the top-level modules it imported."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "train.py", *args], cwd=HARNESS_ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    assert out.returncode == 0, out.stderr[-3000:]
+    modules = {m.group(1).split(".")[0] for m in re.finditer(r"^import time:.*\|\s+(\S+)\s*$", out.stderr, re.M)}
+    assert "hydra" in modules  # the import-time listing was read
+    return out.stdout, modules
+
+
+@pytest.mark.parametrize("args, env", [
+    (["--help"], None),
+    (["--cfg", "job", "task=mrpc"], None),
+    (["--info", "defaults"], None),
+    (["-sc", "query=bash"], {"COMP_LINE": "python train.py adapter=sy"}),
+])
+def test_entry_answers_without_the_training_stack(args, env):
+    stdout, modules = imported_modules(*args, env=env)
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    if args[0] == "-sc":
+        assert "adapter=symlora" in stdout
+    if args[0] == "--cfg":
+        assert "name: mrpc" in stdout
+
+
+def test_help_lists_every_group_option_and_key_with_its_description():
+    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=HARNESS_ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for group in GROUPS:
+        heading = re.search(rf"^{group}=\S+ +(\S.*)$", text, re.M)
+        assert heading, f"group {group} has no line with a description"
+        for path in (CONFIG_DIR / group).glob("*.yaml"):
+            assert re.search(rf"^    {path.stem} +\S", text, re.M), f"{group}={path.stem} has no description"
+    assert "grid=" not in text and "symlora_table1" not in text  # the sweep's group is not train.py's
+    cfg = compose()
+    top_level = {key for key in cfg if key not in GROUPS}
+    for key in top_level:
+        line = re.search(rf"^{re.escape(key)} +(\(.*?\))? +(\S.*)?$", text, re.M)
+        assert line and line.group(2), f"key {key} has no description in --help"
+    assert "(${task.lr})" in text  # a literal `$` survives Hydra's template substitution
+
+
+def test_help_descriptions_come_from_the_yaml_comments(tmp_path):
+    (tmp_path / "color").mkdir()
+    (tmp_path / "color" / "red.yaml").write_text("# @package _global_\n# Warm. More text.\nhue: 0\n")
+    (tmp_path / "color" / "blue.yaml").write_text("hue: 240   # cold\n")
+    (tmp_path / "app.yaml").write_text(
+        "# The app.\ndefaults:\n  - color: red   # which colour\n  - _self_\n\n"
+        "size: 3          # how big\n  # and more about size\nnested:          # a block\n  depth: 2      # how deep\n"
+        "hydra:\n  run:\n    dir: .  # not a key of the app\n")
+    groups, keys = parse("app", tmp_path)
+    assert groups == [("color", "red", "which colour")]
+    assert keys == [("size", "3", "how big and more about size"), ("nested", "", "a block"),
+                    ("nested.depth", "2", "how deep")]
+    from training.help import help_text, option_description
+    assert option_description(tmp_path / "color" / "red.yaml") == "Warm."
+    assert option_description(tmp_path / "color" / "blue.yaml") == "cold"
+    assert "The app." in help_text("app", tmp_path)
