@@ -20,12 +20,12 @@ from training.config import CONFIG_DIR  # registers the config resolvers
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
     from training.pack import pack_jobs  # the training stack: torch, transformers, datasets
-    from training.run import run_pack
+    from training.run import MissingInitRun, run_pack
     from training.schema import ConfigError
 
     try:
         results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
-    except ConfigError as error:  # a bad option: one clear message, no traceback
+    except (ConfigError, MissingInitRun) as error:  # a bad option, a missing MNLI run: a message, no traceback
         sys.exit(f"train.py: {error}")
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
     metrics = results[0]

@@ -1,8 +1,10 @@
 """The command line as typed: help, config printing and completion answer without the training stack."""
 import os
 import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +75,21 @@ def test_help_descriptions_come_from_the_yaml_comments(tmp_path):
     assert option_description(tmp_path / "color" / "red.yaml") == "Warm."
     assert option_description(tmp_path / "color" / "blue.yaml") == "cold"
     assert "The app." in help_text("app", tmp_path)
+
+
+def test_missing_mnli_run_fails_fast_with_the_command_that_makes_it(tmp_path):
+    """RTE starts from the matching MNLI run: before it exists, train.py stops before tokenising, with
+    no traceback, and prints the command that makes it; that command then makes exactly that run."""
+    overrides = ["model=tiny", "data=sample", "device=cpu", "epochs=1", "max_seq_len=32",
+                 f"results_dir={tmp_path}"]
+    out = subprocess.run([sys.executable, "train.py", *overrides, "task=rte"], cwd=HARNESS_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was tokenised
+    command = re.search(r"^    (python train\.py .*)$", out.stderr, re.M).group(1)
+    directory = re.search(r"and (\S+) holds no finished run", out.stderr).group(1)
+    assert "task=mnli" in command and "init_from" not in command
+    made = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=HARNESS_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert (Path(directory) / "metrics.json").exists()

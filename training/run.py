@@ -12,6 +12,7 @@ import logging
 import math
 import platform
 import random
+import shlex
 import signal
 import threading
 import time
@@ -333,10 +334,15 @@ def is_better(score: float, best: dict) -> bool:
     return not math.isnan(score) and (math.isnan(best["score"]) or score > best["score"])
 
 
+class MissingInitRun(FileNotFoundError):
+    """The run to start from is not finished: a usage error (train.py prints it without a traceback)."""
+
+
 def find_init_run(cfg: DictConfig, overrides) -> Path | None:
     """The run this one starts from: none, a directory, or `mnli` — the run that
     `python train.py <the same overrides> task=mnli` makes (adapter=lora for the LoRA-of-LoRA methods).
     Refuses a run that is unfinished or whose adapter or backbone does not match this one."""
+    command = None
     if cfg.init_from in (None, "none", "null"):
         if cfg.adapter.name in FROM_LORA:
             raise ValueError(f"adapter={cfg.adapter.name} needs init_from=mnli or a LoRA run directory")
@@ -348,13 +354,18 @@ def find_init_run(cfg: DictConfig, overrides) -> Path | None:
         if cfg.adapter.name in FROM_LORA:
             keep = [o for o in keep if not o.startswith("adapter=")] + ["adapter=lora"]
         directory = rundir.run_dir(compose(keep + ["task=mnli", "init_from=null"]))
+        command = keep + ["task=mnli"]
+        if rundir.run_dir(compose(command)) != directory:  # a preset sets init_from for MNLI too
+            command.append("init_from=null")
     record = rundir.read_run(directory)
     if record.status != "done":
-        raise FileNotFoundError(
-            f"task={cfg.task.name} starts from an MNLI run (init_from={cfg.init_from}), but {directory} "
-            f"has no finished run ({record.status}{': ' + record.reason if record.reason else ''}): train it "
-            "first with the same overrides and task=mnli, or set init_from=null to start from the "
-            "pretrained model")
+        state = f"no finished run ({record.status}{': ' + record.reason if record.reason else ''})"
+        if command is None:
+            raise MissingInitRun(f"init_from={cfg.init_from}: {directory} holds {state} to start from")
+        raise MissingInitRun(
+            f"task={cfg.task.name} starts from the matching MNLI run (init_from=mnli), and {directory} "
+            f"holds {state}. Train it first:\n\n    python train.py {' '.join(shlex.quote(o) for o in command)}"
+            "\n\nor start from the pretrained model with init_from=null.")
     check_init_compatible(cfg, directory, record.config)
     return directory
 
