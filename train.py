@@ -19,9 +19,13 @@ from training.config import CONFIG_DIR  # registers the config resolvers
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
+    import datasets
+
     from training.pack import pack_jobs  # the training stack: torch, transformers, datasets
     from training.run import MissingInitRun, run_pack
     from training.schema import ConfigError
+
+    datasets.disable_progress_bars()  # tokenising draws one bar per split and map: quiet, even on a terminal
 
     try:
         results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))

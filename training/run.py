@@ -185,8 +185,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
            else pack.model)
 
     name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
-    progress = Progress(name, steps_per_epoch, {str(m.directory): m.directory / "tensorboard" for m in members}
-                        if cfg.logger == "tensorboard" else None)
+    progress = Progress(name, steps_per_epoch, members, cfg.logger)
     try:
         for epoch in range(done_epochs + 1, cfg.epochs + 1):
             live = [m for m in members if m.failure is None]
@@ -194,7 +193,9 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                 break
             progress.start_epoch(epoch, cfg.epochs)
             pack.use_pack(live)
-            stats = train_epoch(net, live, [data.train_loader(epoch, m.cfg.seed) for m in live],
+            loaders = [data.train_loader(epoch, m.cfg.seed) for m in live]
+            loaders[0] = progress.track(loaders[0])  # the bar moves at each batch
+            stats = train_epoch(net, live, loaders,
                                 pad_token_id=pad_token_id, device=device, precision=cfg.precision,
                                 max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress)
             scores = evaluate(net, len(live), data, task, device, cfg.precision)
@@ -217,7 +218,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                 checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best,
                                 member.info["config_hash"])
     finally:
-        progress.close()
+        progress.close(members)
 
     live = [m for m in members if m.failure is None]
     for member in live:
