@@ -1,4 +1,5 @@
 """The command line as typed: help, config printing and completion answer without the training stack."""
+import json
 import os
 import re
 import shlex
@@ -85,7 +86,7 @@ def test_missing_mnli_run_fails_fast_with_the_command_that_makes_it(tmp_path):
     out = subprocess.run([sys.executable, "train.py", *overrides, "task=rte"], cwd=HARNESS_ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-    assert not (tmp_path / "cache").exists()  # nothing was tokenised
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # nothing tokenised or made
     command = re.search(r"^    (python train\.py .*)$", out.stderr, re.M).group(1)
     directory = re.search(r"and (\S+) holds no finished run", out.stderr).group(1)
     assert "task=mnli" in command and "init_from" not in command
@@ -93,3 +94,38 @@ def test_missing_mnli_run_fails_fast_with_the_command_that_makes_it(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr
     assert (Path(directory) / "metrics.json").exists()
+
+
+def test_each_run_directory_records_its_command_and_log(tmp_path):
+    overrides = ["model=tiny", "data=sample", "device=cpu", "epochs=1", "max_seq_len=32", "task=rte",
+                 "init_from=null", f"results_dir={tmp_path}"]
+    out = subprocess.run([sys.executable, "train.py", *overrides], cwd=HARNESS_ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    [directory] = [p.parent for p in tmp_path.glob("runs/rte/lora/*/seed=0/metrics.json")]
+    [command] = [json.loads(line) for line in (directory / "commands.jsonl").read_text().splitlines()]
+    assert command["overrides"] == overrides and command["argv"][1:] == ["train.py", *overrides]
+    log = (directory / "train.log").read_text()
+    assert "rte/lora/lr=0.0005/seed=0 epoch 1: loss" in log and f"{directory}: done" in log
+
+
+def test_records_survive_a_rerun_emptying_the_directory(tmp_path, caplog):
+    import logging
+    import shutil
+
+    from training.records import run_records
+
+    caplog.set_level(logging.INFO)  # as Hydra's logging configuration sets it in train.py
+    directory = tmp_path / "run"
+    directory.mkdir()
+    (directory / "commands.jsonl").write_text('{"id": "earlier"}\n')
+    with run_records([directory], ["train.py", "rerun=true"], ["rerun=true"]):
+        logging.getLogger("train").info("before")
+        shutil.rmtree(directory)  # what rerun=true does
+        logging.getLogger("train").info("after")
+    lines = [json.loads(line) for line in (directory / "commands.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["overrides"] == ["rerun=true"]
+    assert (directory / "train.log").read_text().rstrip().endswith("train: after")
+    with run_records([tmp_path / "never"], ["train.py"], []):
+        pass
+    assert not (tmp_path / "never").exists()
