@@ -9,7 +9,7 @@ import pytest
 
 from training.progress import Progress
 from training.run import run
-from training.run_dir import run_dir
+from rundir import run_dir
 
 EPOCHS = 2
 

@@ -12,7 +12,7 @@ from glue import load_glue
 from glue.submission import read_predictions
 from training.config import HARNESS_ROOT
 from training.run import run
-from training.run_dir import run_dir
+from rundir import run_dir
 
 
 def entry(name: str):

@@ -12,12 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import adapters
+import rundir
 from glue import compute_metrics, get_task, make_collator, tokenize_glue
 from glue.submission import encode_predictions
 from training.loop import predict
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state
 from training.run import pick_device
-from training.run_dir import read_metrics
 
 
 @dataclass
@@ -35,10 +35,11 @@ def load_run(directory: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """The run in `directory` (a finished one: metrics.json says done), its config.yaml changed by
     `key=value` overrides (e.g. `device=cpu`, `data.source=glue_dir data.dir=...`)."""
     directory = Path(directory)
-    metrics = read_metrics(directory)
-    if not metrics or metrics["status"] != "done":
-        state = "failed" if metrics else "not finished (no metrics.json)"
-        raise FileNotFoundError(f"{directory} holds no finished run: it is {state}")
+    record = rundir.read_run(directory)
+    if record.status != "done":
+        raise FileNotFoundError(f"{directory} holds no finished run: it is {record.status}"
+                                + (f" ({record.reason})" if record.reason else ""))
+    metrics = record.metrics
     cfg = OmegaConf.merge(OmegaConf.load(directory / "config.yaml"), OmegaConf.from_dotlist(list(overrides)))
     task = get_task(cfg.task.name)
     init_from = metrics["hyperparameters"].get("init_from")

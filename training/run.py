@@ -299,7 +299,7 @@ def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | Non
 # Parts of a transformers config that a task or run sets, not the backbone.
 _NOT_BACKBONE = ("id2label", "label2id", "num_labels", "problem_type", "transformers_version", "_name_or_path",
                  "architectures", "torch_dtype", "dtype", "finetuning_task", "hidden_dropout_prob",
-                 "attention_probs_dropout_prob", "return_dict", "output_attentions", "output_hidden_states")
+                 "attention_probs_dropout_prob", "dropout", "attention_dropout", "return_dict", "output_attentions", "output_hidden_states")
 
 
 def model_identity(cfg: DictConfig, model_config) -> dict:
