@@ -5,7 +5,8 @@
     python train.py -m adapter=lora,symlora seed=0,1,2
     python train.py task=rte pack.seed=[0,1,2,3] pack.lr=[4e-4,5e-4]   # 8 runs in one pass
 
-The run directory it leaves is described in docs/run_directory.md.
+The run directory it leaves is described in docs/run_directory.md. Only Hydra is imported at the top:
+`--help`, `--cfg job`, `--info` and shell completion answer without loading torch or transformers.
 """
 import sys
 
@@ -14,16 +15,29 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from training.config import CONFIG_DIR  # registers the config resolvers
-from training.pack import pack_jobs
-from training.run import run_pack
-from training.schema import ConfigError
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
+    import datasets  # the training stack (torch, transformers, datasets) from here on
+
+    import rundir
+    from rundir import run_dir
+    from training.config import resolved
+    from training.pack import pack_jobs
+    from training.records import run_records
+    from training.run import MissingInitRun, run_pack
+    from training.schema import ConfigError
+
+    datasets.disable_progress_bars()  # tokenising draws one bar per split and map: quiet, even on a terminal
+    overrides = list(HydraConfig.get().overrides.task)
     try:
-        results = run_pack(pack_jobs(cfg, list(HydraConfig.get().overrides.task)))
-    except ConfigError as error:  # a bad option: one clear message, no traceback
+        jobs = pack_jobs(cfg, overrides)
+        runs = [resolved(job_cfg) for job_cfg, _ in jobs]
+        to_train = [run_dir(c) for c in runs if c.rerun or not rundir.read_run(run_dir(c)).finished]
+        with run_records(to_train, sys.argv, overrides):  # commands.jsonl and train.log in each run directory
+            results = run_pack(jobs)
+    except (ConfigError, MissingInitRun) as error:  # a bad option, a missing MNLI run: a message, no traceback
         sys.exit(f"train.py: {error}")
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
     metrics = results[0]

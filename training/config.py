@@ -5,12 +5,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from training.help import help_text
+
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = HARNESS_ROOT / "configs"
 
 # `${mul:2,${adapter.rank}}`: the DeLoRA report's alpha = 2r. Registered once, at import.
 if not OmegaConf.has_resolver("mul"):
     OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
+# `${harness_help:train}`: the generated part of `--help` (configs/hydra/help/harness.yaml).
+if not OmegaConf.has_resolver("harness_help"):
+    OmegaConf.register_new_resolver("harness_help", help_text)
 
 
 def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:

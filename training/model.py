@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import adapters
+from adapters.baselines import BASELINES
+from adapters.targets import architecture, resolve_targets
 from training.config import resolve_path
 
 log = logging.getLogger(__name__)
@@ -35,20 +37,24 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
     kwargs = {"num_labels": num_labels}
     if num_labels == 1:
         kwargs["problem_type"] = "regression"
-    if cfg.model.get("dropout") is not None:
-        kwargs.update(hidden_dropout_prob=cfg.model.dropout,
-                      attention_probs_dropout_prob=cfg.model.dropout)
+    config = AutoConfig.from_pretrained(source)
+    if cfg.model.get("dropout") is not None:  # each architecture names its dropout keys differently
+        known = architecture(config.model_type)
+        keys = known.dropout_keys if known else ("hidden_dropout_prob", "attention_probs_dropout_prob")
+        kwargs.update(dict.fromkeys(keys, cfg.model.dropout))
+    if config.pad_token_id is None and config.eos_token_id is not None:
+        kwargs["pad_token_id"] = config.eos_token_id  # decoders (Llama...) find each sequence's last token by it
     if cfg.model.random_init:
         torch.manual_seed(0)  # one fixed random "pretrained" backbone, the same for every run
-        model = AutoModelForSequenceClassification.from_config(
-            AutoConfig.from_pretrained(source, **kwargs))
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(source, **kwargs))
     else:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     init_head(model, seed=cfg.seed)
 
     method = cfg.adapter.name
     options = dict(cfg.adapter.get("options") or {})
-    shape = dict(rank=cfg.adapter.rank, alpha=cfg.adapter.alpha, targets=tuple(cfg.adapter.targets),
+    targets = tuple(cfg.adapter.targets) if method in BASELINES else resolve_targets(model, cfg.adapter.targets)
+    shape = dict(rank=cfg.adapter.rank, alpha=cfg.adapter.alpha, targets=targets,
                  dropout=cfg.adapter.dropout, seed=cfg.seed)
     if method in FROM_LORA:
         if init_state is None:
@@ -71,13 +77,18 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
 @torch.no_grad()
 def init_head(model, seed: int) -> None:
     """Re-initialise the classification head from the run's seed, as Hugging Face initialises a Linear
-    (normal with the config's initializer_range, zero bias), independently of how the backbone was made."""
+    (normal with the config's initializer_range, zero bias), independently of how the backbone was made.
+    The head is `classifier` (BERT family) or `score` (decoders, whose Linear has no bias)."""
     generator = torch.Generator().manual_seed(seed)
-    std = model.config.initializer_range
-    for module in model.classifier.modules():
+    std = getattr(model.config, "initializer_range", 0.02)
+    name, head = adapters.find_head(model)
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no classification head named {' or '.join(adapters.HEAD_NAMES)}")
+    for module in head.modules():
         if isinstance(module, torch.nn.Linear):
             module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
-            module.bias.zero_()
+            if module.bias is not None:
+                module.bias.zero_()
 
 
 def load_init_state(run_directory: Path) -> dict[str, torch.Tensor]:
@@ -86,4 +97,5 @@ def load_init_state(run_directory: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise FileNotFoundError(f"cannot start from {run_directory}: {path.name} is missing "
                                 "(is that run finished?)")
-    return {k: v for k, v in load_file(path).items() if not k.startswith(adapters.HEAD_PREFIX)}
+    heads = tuple(f"{name}." for name in adapters.HEAD_NAMES)
+    return {k: v for k, v in load_file(path).items() if not k.startswith(heads)}

@@ -12,6 +12,7 @@ import logging
 import math
 import platform
 import random
+import shlex
 import signal
 import threading
 import time
@@ -186,8 +187,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
            else pack.model)
 
     name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
-    progress = Progress(name, steps_per_epoch, {str(m.directory): m.directory / "tensorboard" for m in members}
-                        if cfg.logger == "tensorboard" else None)
+    progress = Progress(name, steps_per_epoch, members, cfg.logger)
     try:
         for epoch in range(done_epochs + 1, cfg.epochs + 1):
             live = [m for m in members if m.failure is None]
@@ -195,7 +195,9 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                 break
             progress.start_epoch(epoch, cfg.epochs)
             pack.use_pack(live)
-            stats = train_epoch(net, live, [data.train_loader(epoch, m.cfg.seed) for m in live],
+            loaders = [data.train_loader(epoch, m.cfg.seed) for m in live]
+            loaders[0] = progress.track(loaders[0])  # the bar moves at each batch
+            stats = train_epoch(net, live, loaders,
                                 pad_token_id=pad_token_id, device=device, precision=cfg.precision,
                                 max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress,
                                 grad_accumulation=cfg.grad_accumulation)
@@ -219,7 +221,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                 checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best,
                                 member.info["config_hash"])
     finally:
-        progress.close()
+        progress.close(members)
 
     live = [m for m in members if m.failure is None]
     for member in live:
@@ -301,7 +303,7 @@ def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | Non
 # Parts of a transformers config that a task or run sets, not the backbone.
 _NOT_BACKBONE = ("id2label", "label2id", "num_labels", "problem_type", "transformers_version", "_name_or_path",
                  "architectures", "torch_dtype", "dtype", "finetuning_task", "hidden_dropout_prob",
-                 "attention_probs_dropout_prob", "return_dict", "output_attentions", "output_hidden_states")
+                 "attention_probs_dropout_prob", "dropout", "attention_dropout", "return_dict", "output_attentions", "output_hidden_states")
 
 
 def model_identity(cfg: DictConfig, model_config) -> dict:
@@ -337,10 +339,15 @@ def is_better(score: float, best: dict) -> bool:
     return not math.isnan(score) and (math.isnan(best["score"]) or score > best["score"])
 
 
+class MissingInitRun(FileNotFoundError):
+    """The run to start from is not finished: a usage error (train.py prints it without a traceback)."""
+
+
 def find_init_run(cfg: DictConfig, overrides) -> Path | None:
     """The run this one starts from: none, a directory, or `mnli` — the run that
     `python train.py <the same overrides> task=mnli` makes (adapter=lora for the LoRA-of-LoRA methods).
     Refuses a run that is unfinished or whose adapter or backbone does not match this one."""
+    command = None
     if cfg.init_from in (None, "none", "null"):
         if cfg.adapter.name in FROM_LORA:
             raise ValueError(f"adapter={cfg.adapter.name} needs init_from=mnli or a LoRA run directory")
@@ -352,13 +359,18 @@ def find_init_run(cfg: DictConfig, overrides) -> Path | None:
         if cfg.adapter.name in FROM_LORA:
             keep = [o for o in keep if not o.startswith("adapter=")] + ["adapter=lora"]
         directory = rundir.run_dir(compose(keep + ["task=mnli", "init_from=null"]))
+        command = keep + ["task=mnli"]
+        if rundir.run_dir(compose(command)) != directory:  # a preset sets init_from for MNLI too
+            command.append("init_from=null")
     record = rundir.read_run(directory)
     if record.status != "done":
-        raise FileNotFoundError(
-            f"task={cfg.task.name} starts from an MNLI run (init_from={cfg.init_from}), but {directory} "
-            f"has no finished run ({record.status}{': ' + record.reason if record.reason else ''}): train it "
-            "first with the same overrides and task=mnli, or set init_from=null to start from the "
-            "pretrained model")
+        state = f"no finished run ({record.status}{': ' + record.reason if record.reason else ''})"
+        if command is None:
+            raise MissingInitRun(f"init_from={cfg.init_from}: {directory} holds {state} to start from")
+        raise MissingInitRun(
+            f"task={cfg.task.name} starts from the matching MNLI run (init_from=mnli), and {directory} "
+            f"holds {state}. Train it first:\n\n    python train.py {' '.join(shlex.quote(o) for o in command)}"
+            "\n\nor start from the pretrained model with init_from=null.")
     check_init_compatible(cfg, directory, record.config)
     return directory
 

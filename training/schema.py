@@ -17,7 +17,7 @@ from glue.tasks import TASKS
 ADAPTERS = ("lora", "symlora", "delora", "b_only", "a_only", "head_only", "bitfit", "full",
             "lora_of_lora", "lora_head_only")
 LOW_RANK = ("lora", "symlora", "delora", "b_only", "a_only", "lora_of_lora", "lora_head_only")
-LOGGERS = ("none", "tensorboard")
+LOGGERS = ("none", "tensorboard", "wandb", "mlflow")  # training/loggers.py
 PRECISIONS = ("bf16", "fp32")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DATA_SOURCES = ("hub", "glue_dir", "sample")

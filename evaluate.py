@@ -1,0 +1,33 @@
+"""Evaluate a finished run (its best epoch) on a split of its task; prints the metrics as JSON.
+
+    python evaluate.py results/runs/rte/lora/<setting>/seed=0
+    python evaluate.py <run dir> --split train
+    python evaluate.py <run dir> data.source=glue_dir data.dir=/path/to/glue_data device=cpu
+
+Overrides (key=value) change the run's saved config.yaml for this evaluation only.
+"""
+import argparse
+import json
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("run", help="a run directory (results/runs/<task>/<method>/<setting>/seed=<s>)")
+    parser.add_argument("--split", help="a split of the task's data (default: its validation split(s))")
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
+    args = parser.parse_args(argv)
+    from training.finished import evaluate_split, load_run  # the training stack, after --help
+
+    try:
+        scores = evaluate_split(load_run(args.run, args.overrides), args.split)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
