@@ -99,6 +99,9 @@ class PackedLayer(nn.Module):
                 frozen = frozen + self.base.bias
         b, a = self.twin.factors()
         inputs = self.dropout(x).to(a.dtype)
+        if layout.runs == 1:  # the grid is the stream itself
+            update = torch.bmm(torch.bmm(inputs.unsqueeze(0), a.mT), b.mT)[0]
+            return frozen + update.to(frozen.dtype)
         grid = inputs.new_zeros(layout.runs * layout.widest, x.shape[-1]).index_copy_(0, layout.grid_index, inputs)
         update = torch.bmm(torch.bmm(grid.view(layout.runs, layout.widest, -1), a.mT), b.mT)
         update = update.reshape(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)

@@ -92,6 +92,7 @@ class Setup:
     streams: list[list[dict]]
 
     def processed(self, first: int, count: int) -> int:
+        """Padded to the longest of the step's sub-batches (the baseline: to L)."""
         return sum(self.runs * b["input_ids"].shape[0] * max(s[i]["input_ids"].shape[1] for s in self.streams)
                    for i, b in enumerate(self.streams[0][first:first + count], start=first))
 
@@ -105,7 +106,7 @@ class Baseline(Setup):
         self.model = get_peft_model(build(config, device), LoraConfig(
             r=8, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS"))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=5e-4, fused=device.type == "cuda")
+        self.optimizer = torch.optim.AdamW(self.params, lr=5e-4, fused=True)  # one kernel, as on CUDA
         self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, 0, pad_to_max=True)]
         self.model.train()
 
@@ -145,6 +146,11 @@ class Ours(Setup):
         self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, k, pad_to_max=False)
                         for k in range(runs)]
         self.progress = SimpleNamespace(step=lambda *a, **k: None)
+
+    def processed(self, first: int, count: int) -> int:
+        """The token stream is padding-free (training/flat.py): every linear layer sees real tokens
+        only (attention alone re-pads each sequence to the step's longest)."""
+        return sum(int(b["attention_mask"].sum()) for s in self.streams for b in s[first:first + count])
 
     def run(self, first: int, count: int) -> None:
         train_epoch(self.net, self.members, self.bank, [s[first:first + count] for s in self.streams], epoch=1,

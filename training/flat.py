@@ -74,12 +74,11 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     heads, size = attention.num_attention_heads, attention.attention_head_size
     width = heads * size
 
-    def padded(t: torch.Tensor) -> torch.Tensor:  # (T, d) -> (N, heads, L_max, size)
-        grid = t.new_zeros(flat.examples * flat.longest, width).index_copy_(0, flat.pad_index, t)
-        return grid.view(flat.examples, flat.longest, heads, size).transpose(1, 2)
-
-    context, _ = streams.attention(attention, padded(attention.query(x)), padded(attention.key(x)),
-                                   padded(attention.value(x)), flat.key_mask, scaling=attention.scaling,
+    # q, k and v re-padded together: (T, 3d) -> (N, L_max, 3, heads, size), one scatter
+    qkv = torch.cat([attention.query(x), attention.key(x), attention.value(x)], dim=-1)
+    grid = qkv.new_zeros(flat.examples * flat.longest, 3 * width).index_copy_(0, flat.pad_index, qkv)
+    q, k, v = grid.view(flat.examples, flat.longest, 3, heads, size).permute(2, 0, 3, 1, 4)
+    context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
                                    dropout=attention.dropout.p if attention.training else 0.0)
     context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
     out = layer.attention.output

@@ -115,8 +115,9 @@ class Bank:
         self.data.mul_(1.0 - lr * self.weight_decay)
         self.exp_avg.lerp_(grad, 1.0 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        correction1 = 1.0 - torch.pow(beta1, self.steps)
-        correction2 = 1.0 - torch.pow(beta2, self.steps)
+        counted = self.steps.clamp(min=1.0)  # a member failed before its first step: no 0/0
+        correction1 = 1.0 - torch.pow(beta1, counted)
+        correction2 = 1.0 - torch.pow(beta2, counted)
         denom = (self.exp_avg_sq.sqrt() / correction2.sqrt()).add_(self.eps)
         self.data.addcdiv_(self.exp_avg * (lr / correction1), denom, value=-1.0)
 
