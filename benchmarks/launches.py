@@ -12,7 +12,7 @@ from collections import Counter
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
-FREE = {"empty", "empty_strided", "empty_like", "detach", "alias", "lift_fresh", "_local_scalar_dense",
+FREE = {"empty", "empty_strided", "empty_like", "detach", "alias", "lift_fresh", "_local_scalar_dense", "_unsafe_view",
         "set_", "resize_"}
 
 
