@@ -201,7 +201,7 @@ def test_a_kill_while_finishing_loses_nothing(tmp_path, monkeypatch, point):
     cfg = compose([*overrides, f"results_dir={tmp_path / 'killed'}"])
     with monkeypatch.context() as patch:
         if point == "predictions":
-            patch.setattr(training.run, "write_all_predictions", kill)
+            patch.setattr(training.fit, "write_all_predictions", kill)
         elif point == "metrics_rename":
             real_replace = os.replace
             patch.setattr(os, "replace", lambda a, b: kill() if str(b).endswith("metrics.json") else real_replace(a, b))
