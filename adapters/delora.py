@@ -41,16 +41,16 @@ class DeLoRALayer(AdapterLayer):
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         self.register_buffer("delora_A", self._factor(random_factor((rank, self.d_in), init, gen)))
         self.register_buffer("delora_B", self._factor(random_factor((self.d_out, rank), init, gen)))
-        shape = (rank, rank) if sigma == "full" else (rank,)
+        self.diagonal = sigma == "diagonal"
+        shape = (rank,) if self.diagonal else (rank, rank)
         self.delora_Sigma = nn.Parameter(self._factor(torch.zeros(shape)))
 
-    def sigma_matrix(self) -> torch.Tensor:
-        s = self.delora_Sigma
-        return s if s.dim() == 2 else torch.diag(s)
+    def sigma_matrix(self) -> torch.Tensor:  # (batched over a leading dim too)
+        return torch.diag_embed(self.delora_Sigma) if self.diagonal else self.delora_Sigma
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
         h = F.linear(self.dropout(x).to(self.delora_A.dtype), self.delora_A)
-        h = F.linear(h, self.delora_Sigma) if self.delora_Sigma.dim() == 2 else h * self.delora_Sigma
+        h = h * self.delora_Sigma if self.diagonal else F.linear(h, self.delora_Sigma)
         return F.linear(h, self.delora_B) * self.scaling
 
     def delta_weight(self) -> torch.Tensor:

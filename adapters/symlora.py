@@ -47,5 +47,5 @@ class SymLoRALayer(AdapterLayer):
     def delta_weight(self) -> torch.Tensor:
         return (self.Q * self.Lambda) @ self.Q.T * self.scaling
 
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.Q * self.Lambda * self.scaling, self.Q.T
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:  # (batched over a leading dim too)
+        return self.Q * self.Lambda.unsqueeze(-2) * self.scaling, self.Q.mT

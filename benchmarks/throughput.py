@@ -1,19 +1,27 @@
-"""Training throughput: PEFT LoRA in a plain loop (the baseline of reference/performance.md) against
-the harness's own loop, one run and packs of K runs, in one process on one device.
+"""Training throughput: the PEFT LoRA plain loop (the baseline of docs/performance.md) against the
+harness's own training step (training/loop.py: one run, and packs of K runs), timed alternately in
+one process on one device; optionally K separate processes of one run each as a second comparator.
 
-    python benchmarks/throughput.py                       # CUDA: roberta-base shapes, random weights
-    python benchmarks/throughput.py --model tiny --steps 5 # CPU smoke run (CI), same output format
+    python benchmarks/throughput.py --json results/throughput.json          # CUDA: roberta-base shapes
+    python benchmarks/throughput.py --batch-size 16 --max-len 512            # the LoRA paper's MNLI/QQP shape
+    python benchmarks/throughput.py --compile --processes 4                  # compiled; 4 lone processes too
+    python benchmarks/throughput.py --model tiny --layers 12 --steps 4       # CPU: 12-layer structure, small
 
-Nothing is downloaded: the models are built from a RobertaConfig. Sequence lengths follow a GLUE-like
-distribution (log-normal, median 36 tokens, clipped to [5, L]: roughly the token lengths of MNLI/QQP,
-which are 73% of the LoRA-paper pass); the baseline pads every batch to L, as in the reference.
-FLOPs per real token for a frozen backbone with adapters: 4·N + 3·(4·L·d·layers) (reference/performance.md).
+Nothing is downloaded: the models are built from a RobertaConfig with random weights. Sequence lengths
+follow a GLUE-like distribution (log-normal, median 36 tokens, clipped to [5, L]: roughly MNLI/QQP,
+73% of the LoRA-paper pass). The baseline pads every batch to L, as in the reference. Per setup it
+prints and writes (`--json`): examples/s, real and processed tokens/s, their ratio, kernel launches
+per step (benchmarks/launches.py), MFU against 798 TFLOP/s counting real tokens only (FLOPs per token
+4·N + 3·4·len·d·layers for a frozen backbone), the H100-hours of one LoRA-paper seed (28.8 M training
+examples) at that rate, and the ratio to the baseline measured in the same alternation.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,22 +32,25 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import adapters  # noqa: E402
-from training.loop import make_optimizer, make_scheduler, task_loss, train_epoch  # noqa: E402
+from benchmarks.launches import count_launches  # noqa: E402
+from training.loop import task_loss, train_epoch  # noqa: E402
 from training.pack import Member, Pack  # noqa: E402
 
-PEAKS = {"spec 989": 989e12, "measured 798": 798e12}  # H100 SXM dense bf16 TFLOP/s
-LORA_PASS_EXAMPLES = 28.8e6  # one seed of the LoRA paper's 8-task GLUE pass (reference/performance.md)
+PEAK_798 = 798e12  # H100 SXM dense bf16, a large matmul as measured (the spec says 989)
+LORA_PASS_EXAMPLES = 28.8e6  # one seed of the LoRA paper's 8-task GLUE pass
 OPTIM = SimpleNamespace(weight_decay=0.1, betas=(0.9, 0.999), eps=1e-6, warmup_ratio=0.06)
+FIELDS = ("setup", "runs", "examples_s", "real_tok_s", "processed_tok_s", "real_token_fraction",
+          "launches_per_step", "mfu_798", "h100_h_per_seed", "ratio_to_baseline")
 
 
-def model_config(name: str):
+def model_config(name: str, layers: int | None = None, dropout: float = 0.1):
     from transformers import RobertaConfig
-    if name == "roberta-base":
-        return RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, num_labels=2,
-                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    return RobertaConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         intermediate_size=128, max_position_embeddings=514, type_vocab_size=1, num_labels=2,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    shape = (dict(vocab_size=50265) if name == "roberta-base" else
+             dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128))
+    if layers:
+        shape["num_hidden_layers"] = layers
+    return RobertaConfig(**shape, max_position_embeddings=514, type_vocab_size=1, num_labels=2,
+                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
 
 
 def build(config, device):
@@ -54,19 +65,17 @@ def matmul_params(config) -> int:
     return config.num_hidden_layers * (4 * d * d + 2 * d * f)
 
 
-def batches(n: int, batch: int, max_len: int, vocab: int, bucket: int | None, seed: int) -> list[dict]:
-    """n batches with GLUE-like lengths; padded to the batch's longest rounded up to `bucket`
-    (None: always to max_len, as the baseline does)."""
+def batches(n: int, batch: int, max_len: int, vocab: int, seed: int, pad_to_max: bool) -> list[dict]:
+    """n batches with GLUE-like lengths, each padded to its longest (or to max_len)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
         lengths = torch.exp(math.log(36) + 0.5 * torch.randn(batch, generator=g)).round().clamp(5, max_len).long()
-        width = max_len if bucket is None else min(max_len, math.ceil(int(lengths.max()) / bucket) * bucket)
+        width = max_len if pad_to_max else int(lengths.max())
         mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
         ids = torch.randint(3, vocab, (batch, width), generator=g) * mask + (1 - mask)  # pad id 1
         ids[:, 0] = 0
-        out.append({"input_ids": ids, "attention_mask": mask,
-                    "labels": torch.randint(0, 2, (batch,), generator=g)})
+        out.append({"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 2, (batch,), generator=g)})
     return out
 
 
@@ -75,129 +84,202 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(run_steps, warmup: int, steps: int, device) -> dict:
-    """Time `run_steps(first, count)` over `steps` steps after `warmup` (compilation happens there)."""
-    start = time.perf_counter()
-    run_steps(0, warmup)
-    sync(device)
-    warm = time.perf_counter() - start
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    run_steps(warmup, steps)
-    sync(device)
-    return {"seconds": time.perf_counter() - start, "warmup_s": warm}
+class Setup:
+    """One measured setup: `run(first, count)` trains on batches [first, first + count) of each member;
+    `processed(first, count)` counts the tokens it computes on (padding included)."""
+    label: str
+    runs: int
+    streams: list[list[dict]]
+
+    def processed(self, first: int, count: int) -> int:
+        """Padded to the longest of the step's sub-batches (the baseline: to L)."""
+        return sum(self.runs * b["input_ids"].shape[0] * max(s[i]["input_ids"].shape[1] for s in self.streams)
+                   for i, b in enumerate(self.streams[0][first:first + count], start=first))
 
 
-def baseline(config, args, device) -> dict:
+class Baseline(Setup):
     """PEFT LoRA r=8 on q/v, a plain loop: autocast, AdamW, clipping, every batch padded to L."""
-    from peft import LoraConfig, get_peft_model
-    model = get_peft_model(build(config, device), LoraConfig(r=8, lora_alpha=8, target_modules=["query", "value"],
-                                                            task_type="SEQ_CLS"))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=5e-4, fused=device.type == "cuda")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    model.train()
 
-    def steps(first, count):
-        for batch in data[first:first + count]:
-            batch = {k: v.to(device) for k, v in batch.items()}
+    def __init__(self, config, args, device, total: int):
+        from peft import LoraConfig, get_peft_model
+        self.label, self.runs, self.device = "PEFT LoRA, plain loop, padded to L", 1, device
+        self.model = get_peft_model(build(config, device), LoraConfig(
+            r=8, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS"))
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=5e-4, fused=True)  # one kernel, as on CUDA
+        self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, 0, pad_to_max=True)]
+        self.model.train()
+
+    def run(self, first: int, count: int) -> None:
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        for batch in self.streams[0][first:first + count]:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             with amp:
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             task_loss(logits, batch["labels"]).backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-    data = batches(args.warmup + args.steps, args.batch_size, args.max_len, config.vocab_size, None, 0)
-    return report(measure(steps, args.warmup, args.steps, device), data[args.warmup:], 1, config, device)
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
 
 
-def ours(config, args, device, runs: int, bucket: int | None) -> dict:
-    """The harness's loop over a pack of `runs` LoRA runs (a pack of one is a plain run)."""
-    model = build(config, device)
-    adapters.inject(model, "lora", rank=8, alpha=8, targets=("query", "value"))
-    pack = Pack(model, "classifier")
-    first = pack.add(None, None, model)
-    members = [first]
-    for _ in range(runs - 1):  # the same shapes (the values do not matter for speed)
-        layers = {name: copy.deepcopy(layer) for name, layer in first.layers.items()}
-        for name, layer in layers.items():
-            layer.base = first.layers[name].base
-        members.append(Member(None, None, layers, copy.deepcopy(first.head)))
-    pack.members = members
-    total = (args.warmup + args.steps)
-    for member in members:
-        member.optimizer = make_optimizer(pack.use(member), 5e-4, OPTIM, device)
-        member.scheduler = make_scheduler(member.optimizer, total, OPTIM.warmup_ratio)
-    net = pack.use_pack(members)
-    if args.compile:
-        net = torch.compile(net, dynamic=False)
-    progress = SimpleNamespace(step=lambda *a, **k: None)
-    streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, bucket, seed) for seed in range(runs)]
+class Ours(Setup):
+    """The harness's training step over a pack of `runs` LoRA runs (a lone run is a pack of one)."""
 
-    def steps(first, count):
-        train_epoch(net, members, [s[first:first + count] for s in streams], pad_token_id=1, device=device,
-                    precision="bf16", max_grad_norm=1.0, log_every=10**9, progress=progress)
+    def __init__(self, config, args, device, runs: int, total: int):
+        self.label, self.runs, self.device = f"ours, pack of {runs}" if runs > 1 else "ours, 1 run", runs, device
+        model = build(config, device)
+        adapters.inject(model, "lora", rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
+        self.pack = Pack(model, "classifier")
+        cfg = lambda k: SimpleNamespace(seed=k, lr=5e-4, optim=OPTIM)  # noqa: E731
+        first = self.pack.add(cfg(0), None, model)
+        for k in range(1, runs):  # the same shapes; the values do not matter for speed
+            layers = {name: copy.deepcopy(layer) for name, layer in first.layers.items()}
+            for name, layer in layers.items():
+                layer.base = first.layers[name].base
+            self.pack.members.append(Member(cfg(k), None, layers, copy.deepcopy(first.head)))
+        self.members = self.pack.members
+        self.bank = self.pack.bank(self.members, total_steps=total, warmup_steps=math.ceil(0.06 * total),
+                                   device=device)
+        self.net = self.pack.use_pack(self.members, self.bank)
+        if args.compile:
+            self.net = torch.compile(self.net, dynamic=None)
+        self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, k, pad_to_max=False)
+                        for k in range(runs)]
+        self.progress = SimpleNamespace(step=lambda *a, **k: None)
 
-    timing = measure(steps, args.warmup, args.steps, device)
-    return report(timing, [b for s in streams for b in s[args.warmup:]], runs, config, device)
+    def processed(self, first: int, count: int) -> int:
+        """The token stream is padding-free (training/flat.py): every linear layer sees real tokens
+        only (attention alone re-pads each sequence to the step's longest)."""
+        return sum(int(b["attention_mask"].sum()) for s in self.streams for b in s[first:first + count])
+
+    def run(self, first: int, count: int) -> None:
+        train_epoch(self.net, self.members, self.bank, [s[first:first + count] for s in self.streams], epoch=1,
+                    pad_token_id=1, device=self.device, precision="bf16", max_grad_norm=1.0,
+                    log_every=10**9, progress=self.progress)
 
 
-def report(timing: dict, data: list[dict], runs: int, config, device) -> dict:
-    examples = sum(len(b["labels"]) for b in data)
-    real = sum(int(b["attention_mask"].sum()) for b in data)
-    padded = sum(b["attention_mask"].numel() for b in data)
+def measure(setups: list[Setup], args, device) -> list[dict]:
+    """Warm every setup up, count its launches, then time them round-robin: `rounds` rounds of
+    `steps` steps each, so that drifts of the machine hit them all alike."""
+    stats = {id(s): {"seconds": 0.0, "first": [], "warmup_s": 0.0} for s in setups}
+    for setup in setups:
+        start = time.perf_counter()
+        setup.run(0, args.warmup)
+        sync(device)
+        stats[id(setup)]["warmup_s"] = time.perf_counter() - start
+        launches, ops = count_launches(setup.run, args.warmup, 2)
+        stats[id(setup)]["launches_per_step"] = launches / 2
+        stats[id(setup)]["top_ops"] = dict(ops.most_common(8))
+    position = args.warmup + 2
+    for _ in range(args.rounds):
+        for setup in setups:
+            sync(device)
+            start = time.perf_counter()
+            setup.run(position, args.steps)
+            sync(device)
+            stats[id(setup)]["seconds"] += time.perf_counter() - start
+            stats[id(setup)]["first"].append(position)
+        position += args.steps
+    return [summarise(setup, stats[id(setup)], args) for setup in setups]
+
+
+def summarise(setup: Setup, stat: dict, args) -> dict:
+    examples = real = processed = flops = 0
+    config, seconds = args.config, stat["seconds"]
     n, d, layers = matmul_params(config), config.hidden_size, config.num_hidden_layers
-    flops = sum(int(b["attention_mask"].sum()) * (4 * n + 3 * 4 * b["input_ids"].shape[1] * d * layers) for b in data)
-    seconds = timing["seconds"]
-    return {"runs": runs, "examples_s": examples / seconds, "real_tok_s": real / seconds,
-            "padded_tok_s": padded / seconds, "tflops": flops / seconds / 1e12,
-            "warmup_s": timing["warmup_s"],
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")}
+    for first in stat["first"]:
+        processed += setup.processed(first, args.steps)
+        for stream in setup.streams:
+            for b in stream[first:first + args.steps]:
+                lengths = b["attention_mask"].sum(1)
+                examples += len(b["labels"])
+                real += int(lengths.sum())
+                flops += int((lengths * (4 * n + 12 * lengths * d * layers)).sum())
+    rate = examples / seconds
+    return {"setup": setup.label, "runs": setup.runs, "examples_s": rate, "real_tok_s": real / seconds,
+            "processed_tok_s": processed / seconds, "real_token_fraction": real / processed,
+            "launches_per_step": stat["launches_per_step"], "mfu_798": flops / seconds / PEAK_798,
+            "h100_h_per_seed": LORA_PASS_EXAMPLES / rate / 3600, "warmup_s": stat["warmup_s"],
+            "top_ops": stat["top_ops"]}
+
+
+def separate_processes(count: int, argv: list[str]) -> dict:
+    """`count` lone runs in as many processes at once; their summed rate."""
+    worker = [sys.executable, __file__, *argv, "--packs", "1", "--no-baseline", "--processes", "0",
+              "--worker", "--json", "-"]
+    procs = [subprocess.Popen(worker, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    rows = [json.loads(p.communicate()[0].strip().splitlines()[-1])[0] for p in procs]
+    total = {k: sum(r[k] for r in rows) for k in ("examples_s", "real_tok_s", "processed_tok_s", "mfu_798")}
+    return {"setup": f"{count} separate processes, 1 run each", "runs": count, **total,
+            "real_token_fraction": total["real_tok_s"] / total["processed_tok_s"],
+            "launches_per_step": rows[0]["launches_per_step"], "h100_h_per_seed": LORA_PASS_EXAMPLES / total["examples_s"] / 3600}
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["roberta-base", "tiny"], default=None,
                         help="default: roberta-base on CUDA, tiny on CPU")
+    parser.add_argument("--layers", type=int, default=None, help="override the number of layers (12: roberta-base's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--packs", default="1,2,4,8,16", help="pack sizes K to measure")
-    parser.add_argument("--batch-size", type=int, default=32, help="per run")
+    parser.add_argument("--packs", default="1,8,16", help="pack sizes K to measure")
+    parser.add_argument("--batch-size", type=int, default=32, help="per run (16: the LoRA paper's MNLI and QQP)")
     parser.add_argument("--max-len", type=int, default=128)
-    parser.add_argument("--bucket", type=int, default=32, help="pad lengths up to a multiple of this")
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the packed model")
+    parser.add_argument("--dropout", type=float, default=0.1, help="hidden, attention and adapter dropout")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of alternation between the setups")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile our packed model")
+    parser.add_argument("--processes", type=int, default=0, help="also time this many separate lone processes")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--json", default=None, help="write the rows to this file ('-': stdout)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    config = model_config(args.model or ("roberta-base" if device.type == "cuda" else "tiny"))
-    name = "roberta-base" if config.hidden_size == 768 else "tiny"
-    print(f"# {name} on {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
-          f"torch {torch.__version__}, batch {args.batch_size}/run, L <= {args.max_len}, bucket {args.bucket}, "
-          f"{args.steps} timed steps after {args.warmup}, compile={args.compile}")
-    rows = []
-    if not args.no_baseline:
-        rows.append(("PEFT LoRA, plain loop, padded to L", baseline(config, args, device)))
-    rows.append(("ours, 1 run, padded to L", ours(config, args, device, 1, None)))
-    for k in (int(x) for x in args.packs.split(",")):
-        rows.append((f"ours, pack of {k}, dynamic padding", ours(config, args, device, k, args.bucket)))
-    base = rows[0][1]["examples_s"]
-    header = ("setup", "runs", "examples/s", "real tok/s", "padded tok/s", "MFU@989", "MFU@798",
-              "peak GiB", "x baseline", "H100-h/seed", "warmup s")
+    args.config = config = model_config(args.model or ("roberta-base" if device.type == "cuda" else "tiny"),
+                                        args.layers, args.dropout)
+    total = args.warmup + 2 + args.rounds * args.steps
+    setups: list[Setup] = [] if args.no_baseline else [Baseline(config, args, device, total)]
+    setups += [Ours(config, args, device, int(k), total) for k in args.packs.split(",")]
+    rows = measure(setups, args, device)
+    if args.processes:
+        passed = [a for a in (argv if argv is not None else sys.argv[1:])]
+        rows.append(separate_processes(args.processes, strip_options(passed, ("--json", "--packs", "--processes"))))
+    base = rows[0]["examples_s"] if not args.no_baseline else float("nan")
+    for row in rows:
+        row["ratio_to_baseline"] = row["examples_s"] / base
+    if args.json == "-":
+        print(json.dumps(rows))
+        return rows
+    describe = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# {config.num_hidden_layers} layers × d={config.hidden_size} on {describe}, torch {torch.__version__}, "
+          f"batch {args.batch_size}/run, L <= {args.max_len}, dropout {args.dropout}, "
+          f"{args.rounds}×{args.steps} timed steps after {args.warmup}, compile={args.compile}")
+    header = ("setup", "runs", "examples/s", "real tok/s", "processed tok/s", "real/processed", "launches/step",
+              "MFU@798", "H100-h/seed", "x baseline")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for label, r in rows:
-        mfu = [r["tflops"] * 1e12 / peak for peak in PEAKS.values()]
-        hours = LORA_PASS_EXAMPLES / r["examples_s"] / 3600  # all K runs progress at once
-        print(f"| {label} | {r['runs']} | {r['examples_s']:,.0f} | {r['real_tok_s']:,.0f} | "
-              f"{r['padded_tok_s']:,.0f} | {mfu[0]:.1%} | {mfu[1]:.1%} | {r['peak_gib']:.2f} | "
-              f"{r['examples_s'] / base:.2f} | {hours:.2f} | {r['warmup_s']:.1f} |")
-    print("H100-h/seed: one seed of the LoRA-paper GLUE pass (28.8 M examples) at this total rate; "
-          "MFU counts real tokens only.")
-    return [r for _, r in rows]
+    for r in rows:
+        print(f"| {r['setup']} | {r['runs']} | {r['examples_s']:,.0f} | {r['real_tok_s']:,.0f} | "
+              f"{r['processed_tok_s']:,.0f} | {r['real_token_fraction']:.2f} | {r['launches_per_step']:,.0f} | "
+              f"{r['mfu_798']:.1%} | {r['h100_h_per_seed']:.2f} | {r['ratio_to_baseline']:.2f} |")
+    print("MFU counts real tokens only; H100-h/seed: one seed of the LoRA-paper GLUE pass at this total rate.")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+def strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in names:
+            skip = True
+        elif not a.startswith(tuple(f"{n}=" for n in names)):
+            out.append(a)
+    return out
 
 
 if __name__ == "__main__":

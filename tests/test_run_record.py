@@ -15,6 +15,7 @@ import torch
 
 import rundir
 import training.checkpoint
+import training.fit
 import training.run
 from rundir import read_run, run_dir
 from sweeping.identity import quote
@@ -200,7 +201,7 @@ def test_a_kill_while_finishing_loses_nothing(tmp_path, monkeypatch, point):
     cfg = compose([*overrides, f"results_dir={tmp_path / 'killed'}"])
     with monkeypatch.context() as patch:
         if point == "predictions":
-            patch.setattr(training.run, "write_all_predictions", kill)
+            patch.setattr(training.fit, "write_all_predictions", kill)
         elif point == "metrics_rename":
             real_replace = os.replace
             patch.setattr(os, "replace", lambda a, b: kill() if str(b).endswith("metrics.json") else real_replace(a, b))
@@ -210,8 +211,8 @@ def test_a_kill_while_finishing_loses_nothing(tmp_path, monkeypatch, point):
             run(cfg, [])
 
     trained = []
-    real_train_epoch = training.run.train_epoch
-    monkeypatch.setattr(training.run, "train_epoch", lambda *a, **k: trained.append(1) or real_train_epoch(*a, **k))
+    real_train_epoch = training.fit.train_epoch
+    monkeypatch.setattr(training.fit, "train_epoch", lambda *a, **k: trained.append(1) or real_train_epoch(*a, **k))
     again = run(cfg, [])
     assert trained == []                      # no epoch trained twice
     assert without_timing(again) == without_timing(straight)

@@ -134,13 +134,13 @@ def test_smoke_sweep_resumes_chooses_and_orders(tmp_path, monkeypatch):
 
 def test_packed_sweep_equals_the_unpacked_one(tmp_path, monkeypatch):
     """max_pack_size=4: the search runs of a (task, method) differ only in lr and train as one pack;
-    with dropout off every run ends with the numbers of the unpacked sweep."""
-    args = [*SMOKE, "model.dropout=0"]
+    dropout on, every run ends with the numbers of the unpacked sweep (max_pack_size=1)."""
+    args = list(SMOKE)
     packs = []
     counting(monkeypatch, packs=packs)
     run_sweep([*args, f"results_dir={tmp_path / 'packed'}", "max_pack_size=4"])
     assert sorted(packs, reverse=True)[:4] == [2, 2, 2, 2] and sum(packs) == 12
-    run_sweep([*args, f"results_dir={tmp_path / 'alone'}"])
+    run_sweep([*args, f"results_dir={tmp_path / 'alone'}", "max_pack_size=1"])
     packed, alone = finished_runs(tmp_path / "packed"), finished_runs(tmp_path / "alone")
     assert [p.relative_to(tmp_path / "packed") for p in packed] == [p.relative_to(tmp_path / "alone") for p in alone]
     for p, a in zip(packed, alone):
@@ -155,7 +155,7 @@ def test_smoke_sweep_through_submitit_local(tmp_path):
     """The SLURM code path (hydra-submitit-launcher), with submitit's local executor: jobs pickle,
     run in their own processes and return their metrics."""
     results = tmp_path / "results"
-    summary = run_sweep([*SMOKE, f"results_dir={results}", "hydra/launcher=submitit_local",
+    summary = run_sweep([*SMOKE, f"results_dir={results}", "hydra/launcher=submitit_local", "max_pack_size=1",
                          "hydra.launcher.timeout_min=10"])
     assert summary["launched"] == 12 and summary["counts"] == {"done": 12}
     assert summary["returned"] == 12  # metrics dicts that came back through submitit's pickles

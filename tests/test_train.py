@@ -196,12 +196,12 @@ def test_weight_decay_spares_biases_layernorms_and_symlora_lambda(tiny_run):
 
 
 def test_out_of_memory_names_batch_size_and_length(tiny_run, monkeypatch):
-    import training.run
+    import training.fit
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(training.run, "train_epoch", oom)
+    monkeypatch.setattr(training.fit, "train_epoch", oom)
     cfg, overrides = tiny_run("task=rte", "init_from=null", "batch_size=16", "max_seq_len=32")
     metrics = run(cfg, overrides)
     assert metrics["status"] == "failed"

@@ -1,6 +1,7 @@
-"""The optimisation itself: AdamW with linear warmup and decay, clipping, autocast, one epoch at a
-time, for a pack of runs (training/pack.py; one run is a pack of one). No host synchronisation
-inside an epoch except every `log_every` steps (the NaN check)."""
+"""The optimisation itself, one epoch at a time, for a pack of runs (training/pack.py; one run is a
+pack of one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step
+of training/fused.py, autocast. No host synchronisation inside an epoch except every `log_every`
+steps (the NaN check)."""
 from __future__ import annotations
 
 import math
@@ -10,36 +11,30 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import get_linear_schedule_with_warmup
 
+from training import flat, streams
+from training.fused import Bank, decayed
 from training.pack import Member, concat_batches
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for classification, mean squared error for STS-B's single regression output."""
+    """Each run's mean loss, (K,) for logits (K, B, C) and labels (K, B): cross-entropy for
+    classification, mean squared error for STS-B's single regression output."""
     if logits.shape[-1] == 1:
-        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction="none").mean(-1)
+    losses = F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), reduction="none")
+    return losses.view(labels.shape).mean(-1)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, optim, device: torch.device):
-    """AdamW over the trainable parameters; no weight decay on biases and LayerNorm weights, as the
-    Hugging Face Trainer (and so the LoRA reference code) does, nor on scalars (SymLoRA's λ): decay
-    would pull λ, and with it W0, towards zero whatever the data says."""
-    no_decay = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)
-                for p in m.parameters()}
-    decay, plain = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (plain if name.endswith("bias") or p.ndim == 0 or id(p) in no_decay else decay).append(p)
-    groups = [{"params": decay, "weight_decay": optim.weight_decay},
-              {"params": plain, "weight_decay": 0.0}]
+    """torch's AdamW over the trainable parameters with the harness's weight-decay rule
+    (training.fused.decayed); the training loop itself steps a fused bank instead."""
+    flags = decayed(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if flags[id(p)]], "weight_decay": optim.weight_decay},
+              {"params": [p for p in params if not flags[id(p)]], "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(optim.betas),
                              eps=optim.eps, fused=device.type == "cuda")
-
-
-def make_scheduler(optimizer, total_steps: int, warmup_ratio: float):
-    return get_linear_schedule_with_warmup(optimizer, math.ceil(warmup_ratio * total_steps), total_steps)
 
 
 PRECISIONS = ("bf16", "fp32")
@@ -78,45 +73,52 @@ def forward(model, batch: dict, device, precision) -> torch.Tensor:
                      attention_mask=batch["attention_mask"].to(device, non_blocking=True)).logits
 
 
-def train_epoch(model, members: list[Member], loaders, *, pad_token_id, device, precision,
-                max_grad_norm, log_every, progress, grad_accumulation: int = 1) -> dict:
-    """One pass over the members' loaders (one sub-batch each per step). Each member's loss reaches
-    only its own parameters; each is clipped and stepped on its own. A member whose loss turns
-    non-finite is marked failed and stops stepping; the others go on.
+def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int, pad_token_id, device,
+                precision, max_grad_norm, log_every, progress, flat_forward=flat.forward,
+                grad_accumulation: int = 1) -> dict:
+    """One pass over the members' loaders (one sub-batch each per step): one forward over all of
+    them, each member's mean loss, one backward, one fused clipping and AdamW step (training/fused.py).
+    Dropout masks come from each member's (seed, epoch, step) (training/streams.py). RoBERTa trains on
+    a padding-free token stream (training/flat.py, through `flat_forward`: compiled or not), other
+    models on the sub-batches padded to the longest. A member whose loss turns non-finite is marked
+    failed and stops stepping; the others go on.
 
     ``grad_accumulation`` batches make one optimiser step (the batch per step is batch_size ×
     grad_accumulation): each batch's mean loss is divided by the size of its group, so a group of
     equal batches gives the gradient of their union's mean loss. The last group of an epoch may be
     shorter; it is divided by its own size and stepped."""
     model.train()
-    params = [[p for group in m.optimizer.param_groups for p in group["params"]] for m in members]
-    loss_sums = torch.zeros(len(members), device=device)
+    runs, seeds = len(members), [m.cfg.seed for m in members]
+    loss_sums = torch.zeros(runs, device=device)
     examples, steps, start = 0, len(loaders[0]), time.perf_counter()
     for step, batches in enumerate(zip(*loaders), start=1):
-        logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
-        losses = [task_loss(part, batch["labels"].to(device, non_blocking=True))
-                  for part, batch in zip(logits.chunk(len(members)), batches)]
-        live = [k for k, m in enumerate(members) if m.failure is None]
-        if not live:
-            break
+        size = len(batches[0]["labels"])
+        labels = torch.stack([b["labels"] for b in batches]).to(device, non_blocking=True)
+        keys = streams.row_keys(seeds, epoch, step, size, device)
+        if hasattr(model, "roberta"):
+            batch = flat.flatten(batches, device)
+            with streams.rows(keys, flat.token_keys(keys, batch)), autocast(device, precision):
+                logits = flat_forward(model, batch)
+        else:
+            with streams.rows(keys):
+                logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
+        losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
-        (sum(losses[k] for k in live) / group_size).backward()
-        for k in (live if step == group_start + group_size else ()):  # the group's last batch: step
-            member = members[k]
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params[k], max_grad_norm)
-            member.optimizer.step()
-            member.scheduler.step()
-            member.optimizer.zero_grad(set_to_none=True)
-        loss_sums += torch.stack([loss.detach() for loss in losses])
-        examples += len(batches[0]["labels"])
+        (losses.sum() / group_size).backward()
+        if step == group_start + group_size:  # the group's last batch
+            bank.step(max_grad_norm)
+        loss_sums += losses.detach()
+        examples += size
         if step % log_every == 0 or step == steps:
             means = (loss_sums / step).tolist()  # the one host synchronisation: every log_every steps
-            for k in live:
-                if not math.isfinite(means[k]):
-                    members[k].failure = f"non-finite training loss ({means[k]}) by step {step} of the epoch"
+            for k, member in enumerate(members):
+                if member.failure is None and not math.isfinite(means[k]):
+                    member.failure = f"non-finite training loss ({means[k]}) by step {step} of the epoch"
+                    bank.live[k] = False
             progress.step(step, members, means)
+        if all(m.failure is not None for m in members):
+            break
     elapsed = time.perf_counter() - start
     return {"train_loss": (loss_sums / max(steps, 1)).tolist(), "examples": examples,
             "time_s": elapsed, "examples_per_s": examples / elapsed if elapsed else 0.0}
@@ -125,11 +127,12 @@ def train_epoch(model, members: list[Member], loaders, *, pad_token_id, device, 
 @torch.no_grad()
 def predict(model, loader, copies: int, *, device, precision) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Predictions (class ids, or floats for regression), labels and example indices of a split, for
-    each of `copies` packed runs (every batch is repeated once per run)."""
+    each of `copies` packed runs (every batch is repeated once per run, on the device)."""
     model.eval()
     predictions, labels, indices = [[] for _ in range(copies)], [], []
     for batch in loader:
-        logits = forward(model, concat_batches([batch] * copies, 0), device, precision).float()
+        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in ("input_ids", "attention_mask")}
+        logits = forward(model, inputs, device, precision).float()
         for k, part in enumerate(logits.chunk(copies)):
             predictions[k].append(part.squeeze(-1) if part.shape[-1] == 1 else part.argmax(-1))
         labels.append(batch["labels"])

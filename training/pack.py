@@ -1,14 +1,15 @@
 """Packs: several runs trained in one pass over a shared frozen backbone.
 
 Runs that share task, model, method shape, batch size and epochs, and differ in seed, learning rate
-or weight decay, keep their own adapter layers, head, optimiser, schedule, data order and run
-directory; the batch holds one sub-batch per run, and the frozen matmuls run once over all of them.
-Sub-batches never mix (attention is per example), and each run's loss only reaches its own
-parameters, so with dropout off a pack of K gives the numbers of K separate runs. A pack of one is
-the plain single run: no packed modules are installed at all.
+or weight decay, keep their own adapter layers, head, optimiser state, schedule, data order, random
+streams (training/streams.py) and run directory; the batch holds one sub-batch per run, and the
+frozen matmuls run once over all of them. Sub-batches never mix (attention is per example), each
+run's loss only reaches its own parameters and each dropout mask comes from its own seed, so a pack
+of K gives the numbers of K separate runs, dropout on. A lone run is a pack of one, the same code.
 
-The backbone holds one run's modules at a time (`use(k)`: saving, counting, norms work unchanged on
-it) or the packed modules (`use_pack()`: training and evaluation).
+The members' trainable tensors live in one bank (training/fused.py). The backbone holds one run's
+own modules at a time (`use(member)`: saving, loading, counting, norms work unchanged on it) or the
+packed modules over the bank (`use_pack()`: training and evaluation; adapters/packed.py).
 """
 from __future__ import annotations
 
@@ -21,50 +22,10 @@ from torch import nn
 
 import adapters
 from adapters.inject import set_submodule
+from adapters.packed import PackedHead, PackedLayer, own_tensors
+from training import streams
 from training.config import compose
-
-
-class PackedLayer(nn.Module):
-    """K adapter layers over one frozen linear: the input holds K equal sub-batches, in order.
-
-    The frozen matmul runs once for all K; the K updates B_k A_k x_k run as two batched matmuls
-    (a loop over the runs' own `update` only when an adapter applies dropout to its input)."""
-
-    def __init__(self, layers: list[adapters.AdapterLayer]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-        self.base = layers[0].base  # shared by all of them
-        self.batched = all(isinstance(layer.dropout, nn.Identity) for layer in layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        runs = len(self.layers)
-        flat = x.reshape(runs, -1, x.shape[-1])  # row k: run k's sub-batch, all its tokens
-        scales = [layer.base_scale() for layer in self.layers]
-        if scales[0] is None:
-            frozen = self.base(flat)
-        else:  # SymLoRA: λ_k · (W0 x) + b
-            frozen = F.linear(flat, self.base.weight)
-            frozen = frozen * torch.stack(scales).view(runs, 1, 1).to(frozen.dtype)
-            if self.base.bias is not None:
-                frozen = frozen + self.base.bias
-        if self.batched:
-            b, a = (torch.stack(f) for f in zip(*(layer.factors() for layer in self.layers)))
-            update = torch.bmm(torch.bmm(flat.to(a.dtype), a.mT), b.mT)
-        else:
-            update = torch.stack([layer.update(part) for layer, part in zip(self.layers, flat)])
-        return (frozen + update.to(frozen.dtype)).reshape(*x.shape[:-1], -1)
-
-
-class PackedHead(nn.Module):
-    """K classification heads, one per sub-batch."""
-
-    def __init__(self, heads: list[nn.Module]):
-        super().__init__()
-        self.heads = nn.ModuleList(heads)
-
-    def forward(self, features: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.cat([head(part, **kwargs) for head, part in
-                          zip(self.heads, features.chunk(len(self.heads)))])
+from training.fused import Bank, MemberOptimizer, MemberSchedule, decayed
 
 
 @dataclass(eq=False)  # a run is itself, not its field values
@@ -87,11 +48,13 @@ class Pack:
     def __init__(self, model: nn.Module, head_name: str):
         self.model, self.head_name = model, head_name
         self.members: list[Member] = []
-        self._packed: tuple[list[Member], dict[str, PackedLayer], PackedHead] | None = None
+        self._packed: tuple[Bank, dict[str, PackedLayer], PackedHead] | None = None
 
     def add(self, cfg, directory, model: nn.Module) -> Member:
         """Take `model`'s adapter layers and head as a new member; its frozen linears are replaced by
-        the shared backbone's (the first member's model *is* the backbone)."""
+        the shared backbone's (the first member's model *is* the backbone). Its dropouts become keyed
+        ones (training/streams.py)."""
+        streams.install(model)
         layers = dict(adapters.adapter_layers(model))
         if self.members:
             for name, layer in layers.items():
@@ -107,13 +70,50 @@ class Pack:
         setattr(self.model, self.head_name, member.head)
         return self.model
 
-    def use_pack(self, members: list[Member]) -> nn.Module:
-        """Install the packed modules of `members` (a pack of one installs that member's own)."""
-        if len(members) == 1:
-            return self.use(members[0])
-        if self._packed is None or self._packed[0] != members:  # kept: torch.compile guards on identity
-            layers = {name: PackedLayer([m.layers[name] for m in members]) for name in members[0].layers}
-            self._packed = (list(members), layers, PackedHead([m.head for m in members]))
+    def bank(self, members: list[Member], *, total_steps: int, warmup_steps: int, device) -> Bank:
+        """One bank for `members` (their parameters become views of its rows); each member's
+        `optimizer` and `scheduler` become its slice of it."""
+        params = [[(n, p) for n, p in self.use(m).named_parameters() if p.requires_grad] for m in members]
+        flags = decayed(self.use(members[0]))
+        optim = members[0].cfg.optim
+        bank = Bank(params, [flags[id(p)] for _, p in params[0]], lrs=[m.cfg.lr for m in members],
+                    weight_decays=[m.cfg.optim.weight_decay for m in members], betas=optim.betas,
+                    eps=optim.eps, total_steps=total_steps, warmup_steps=warmup_steps, device=device)
+        for k, member in enumerate(members):
+            member.optimizer, member.scheduler = MemberOptimizer(bank, k), MemberSchedule(bank, k)
+        return bank
+
+    def use_pack(self, members: list[Member], bank: Bank) -> nn.Module:
+        """Install the packed modules of `members` over `bank` (built once per bank: torch.compile
+        guards on module identity). Methods that train the backbone itself (bitfit, full: never
+        packed) train their own parameters instead."""
+        first = members[0]
+        owned = tuple(f"{name}." for name in first.layers) + (f"{self.head_name}.",)
+        if not all(name.startswith(owned) for name in bank.names):
+            if len(members) > 1:
+                raise ValueError("runs that train the backbone itself cannot be packed")
+            model = self.use(first)
+            trained = dict(model.named_parameters())
+            bank.own_leaves([trained[name] for name in bank.names])
+            return model
+        if self._packed is None or self._packed[0] is not bank:
+            def tensors(prefix: str, modules: list[nn.Module]) -> dict[str, torch.Tensor]:
+                out = {}
+                for name in own_tensors(modules[0]):
+                    full = f"{prefix}{name}"
+                    out[name] = (bank.stacked(full) if full in bank.names else
+                                 torch.stack([own_tensors(m)[name].detach() for m in modules]))
+                return out
+            runs = len(members)
+            layers = {name: PackedLayer(layer, tensors(f"{name}.", [m.layers[name] for m in members]), runs)
+                      for name, layer in first.layers.items()}
+            heads = [m.head for m in members]
+            head_tensors = {}
+            for module_name, module in first.head.named_modules():
+                prefix = f"{module_name}." if module_name else ""
+                head_tensors.update({prefix + n: t for n, t in tensors(
+                    f"{self.head_name}.{prefix}", [h.get_submodule(module_name) for h in heads]).items()})
+            self._packed = (bank, layers, PackedHead(first.head, head_tensors, runs))
         _, layers, head = self._packed
         for name, layer in layers.items():
             set_submodule(self.model, name, layer)

@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import platform
 import random
 import shlex
@@ -24,14 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 
 import adapters
 import rundir
-from glue import compute_metrics, get_task, write_predictions, write_validation_predictions
+from glue import get_task
 from training import checkpoint
 from training.config import compose, resolved
 from training.data import RunData
-from training.loop import make_optimizer, make_scheduler, optimizer_steps, predict, set_precision, train_epoch
+from training.fit import fit
+from training.loop import set_precision
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, Pack
-from training.progress import Progress, run_name
 from training.schema import validate
 
 log = logging.getLogger("train")
@@ -125,8 +124,9 @@ def train_members(cfgs, directories, starts, todo, task) -> None:
     for _, group in itertools.groupby(sorted(members, key=by_epoch), key=by_epoch):
         group = [members[i] for i in group]
         started = time.perf_counter()
+        seed_everything(group[0].cfg.seed)  # anything random without a stream of its own
         try:
-            fit(pack, group, data, task, device, tokenizer.pad_token_id)
+            fit(pack, group, data, task, device, tokenizer.pad_token_id, finish)
         except torch.cuda.OutOfMemoryError as error:
             for member in group:
                 runs = f" × {len(group)} packed runs" if len(group) > 1 else ""
@@ -157,101 +157,12 @@ def stop_on_sigterm():
 
 
 def seed_everything(seed: int) -> None:
-    """One seed drives everything random in a run that has no seeded stream of its own: dropout above
-    all. Seeded at the start of each run, so a run in a multirun does not depend on what ran before it
-    (a resumed run then restores the RNG state of its checkpoint)."""
+    """One seed drives everything random in a run that has no seeded stream of its own (dropout has
+    one: training/streams.py). Seeded at the start of each run, so a run in a multirun does not depend
+    on what ran before it (a resumed run then restores the RNG state of its checkpoint)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # every device's default generator
-
-
-def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_token_id: int) -> None:
-    """The epochs (from the last checkpoint on), then each run's best-epoch predictions."""
-    cfg = members[0].cfg
-    steps_per_epoch = len(data.train_loader(1, cfg.seed))  # loader batches; the scheduler counts updates
-    updates_per_epoch = optimizer_steps(steps_per_epoch, cfg.grad_accumulation)
-    seed_everything(cfg.seed)  # a pack shares one stream (dropout): its first run's seed
-    for member in members:
-        model = pack.use(member)
-        member.optimizer = make_optimizer(model, member.cfg.lr, member.cfg.optim, device)
-        member.scheduler = make_scheduler(member.optimizer, updates_per_epoch * cfg.epochs, cfg.optim.warmup_ratio)
-        resumed = checkpoint.load(member.directory, model, member.optimizer, member.scheduler,
-                                  member.info["config_hash"])
-        if resumed:
-            member.best = resumed["best"]
-            log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
-        member.history = rundir.keep_epochs(member.directory, resumed["epoch"] if resumed else 0)
-    done_epochs = len(members[0].history)
-    # Compiled once: the packed modules stay the same objects between epochs, so the graphs are reused.
-    net = (torch.compile(pack.model, mode=None if cfg.compile is True else cfg.compile) if cfg.compile
-           else pack.model)
-
-    name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
-    progress = Progress(name, steps_per_epoch, members, cfg.logger)
-    try:
-        for epoch in range(done_epochs + 1, cfg.epochs + 1):
-            live = [m for m in members if m.failure is None]
-            if not live:
-                break
-            progress.start_epoch(epoch, cfg.epochs)
-            pack.use_pack(live)
-            loaders = [data.train_loader(epoch, m.cfg.seed) for m in live]
-            loaders[0] = progress.track(loaders[0])  # the bar moves at each batch
-            stats = train_epoch(net, live, loaders,
-                                pad_token_id=pad_token_id, device=device, precision=cfg.precision,
-                                max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress,
-                                grad_accumulation=cfg.grad_accumulation)
-            scores = evaluate(net, len(live), data, task, device, cfg.precision)
-            for k, member in enumerate(live):
-                if member.failure is not None:
-                    finish(member)  # at once: a failure is final, whatever happens to the others
-                    continue
-                record = {"epoch": epoch, "train_loss": stats["train_loss"][k],
-                          "lr": member.scheduler.get_last_lr()[0], "time_s": stats["time_s"],
-                          "examples_per_s": stats["examples_per_s"], "validation": scores[k]}
-                member.history.append(record)
-                rundir.append_epoch(member.directory, record)
-                progress.end_epoch(member, record)
-                model = pack.use(member)
-                if is_better(record["validation"][task.main_metric], member.best):
-                    member.best = {"epoch": epoch, "score": record["validation"][task.main_metric],
-                                   "validation": record["validation"]}
-                    adapters.save_trainable(model, member.directory / "adapter.safetensors")
-                    rundir.write_json_atomic(member.directory / "layer_norms.json", adapters.layer_norms(model))
-                checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best,
-                                member.info["config_hash"])
-    finally:
-        progress.close(members)
-
-    live = [m for m in members if m.failure is None]
-    for member in live:
-        adapters.load_trainable(pack.use(member), member.directory / "adapter.safetensors")
-    if live:
-        pack.use_pack(live)
-        write_all_predictions(net, live, data, device, cfg.precision)
-
-
-def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:
-    """Validation scores of each packed run."""
-    scores = [{} for _ in range(copies)]
-    for split, suffix in task.eval_splits:
-        outputs = predict(model, data.eval_loader(split), copies, device=device, precision=precision)
-        for k, (predictions, labels, _) in enumerate(outputs):
-            scores[k].update({f"{m}{suffix}": v for m, v in compute_metrics(task, predictions, labels).items()})
-    return scores
-
-
-def write_all_predictions(model, members: list[Member], data: RunData, device, precision) -> None:
-    """Validation predictions with labels, and the GLUE server files of every test split there is."""
-    for split_task, split, is_test in data.prediction_splits():
-        outputs = predict(model, data.eval_loader(split, split_task), len(members), device=device,
-                          precision=precision)
-        for member, (predictions, labels, indices) in zip(members, outputs):
-            out_dir = member.directory / "predictions"
-            if is_test:
-                write_predictions(split_task, split, indices, predictions, out_dir)
-            else:
-                write_validation_predictions(split_task, split, indices, predictions, labels, out_dir)
 
 
 def finish(member: Member) -> None:
@@ -330,13 +241,6 @@ def check_packable(cfgs: list[DictConfig]) -> None:
                              f"init_from; these differ too: {keys}")
     if cfgs[0].adapter.name in UNPACKABLE:
         raise ValueError(f"adapter={cfgs[0].adapter.name} trains the backbone itself: it cannot be packed")
-
-
-def is_better(score: float, best: dict) -> bool:
-    """A NaN score (e.g. Pearson of constant predictions) never beats a real one."""
-    if best["epoch"] is None:
-        return True
-    return not math.isnan(score) and (math.isnan(best["score"]) or score > best["score"])
 
 
 class MissingInitRun(FileNotFoundError):

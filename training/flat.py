@@ -1,0 +1,99 @@
+"""Padding-free training steps: the K·B sequences of a pack's step flattened into one token stream.
+
+Every linear layer (the frozen ones, the adapters, the feed-forward block) runs over the T real
+tokens only; attention re-pads each sequence to the step's longest (a small share of the FLOPs at
+GLUE lengths, and exact: padded keys are masked, padded queries dropped) through the same SDPA or
+keyed-dropout path as a padded batch. Tokens are member-major, so each member's batch is exactly
+the one it would train on alone; its adapters see their own tokens through a (K, T_max) scatter
+(adapters/packed.py), its dropout masks are keyed by (example, position) (training/streams.py).
+The layout is built on the host with numpy (no device kernels), then copied once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adapters.packed import TokenLayout
+from training import streams
+
+POSITION_OFFSET = 2  # RoBERTa numbers real positions from padding_idx + 1
+
+
+@dataclass
+class FlatBatch:
+    input_ids: torch.Tensor  # (T, 1): one token per row, so that embeddings see T rows
+    positions: torch.Tensor  # (T, 1)
+    example: torch.Tensor  # (T,) example (member-major) of each token
+    position: torch.Tensor  # (T,) position of each token in its sequence
+    pad_index: torch.Tensor  # (T,) where each token sits in the (N, L_max) re-padded layout
+    key_mask: torch.Tensor  # (N, 1, 1, L_max) bool: real keys
+    starts: torch.Tensor  # (N,) the <s> token of each sequence
+    layout: TokenLayout
+    examples: int
+    longest: int
+
+    @property
+    def tokens(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def flatten(batches: list[dict], device) -> FlatBatch:
+    """One token stream of K right-padded sub-batches (each member's B sequences, in order)."""
+    masks = [b["attention_mask"].numpy().astype(bool) for b in batches]
+    ids = np.concatenate([b["input_ids"].numpy()[m] for b, m in zip(batches, masks)])
+    lengths = np.concatenate([m.sum(1) for m in masks])
+    per_member = np.array([m.sum() for m in masks])
+    examples, tokens, longest = len(lengths), len(ids), int(lengths.max())
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    example = np.repeat(np.arange(examples), lengths)
+    position = np.arange(tokens) - np.repeat(starts, lengths)
+    member_starts = np.concatenate([[0], np.cumsum(per_member)[:-1]])
+    member = np.repeat(np.arange(len(batches)), per_member)
+    widest = int(per_member.max())
+    in_member = np.arange(tokens) - member_starts[member]
+    key_mask = np.arange(longest)[None, :] < lengths[:, None]
+    put = lambda a, dtype=torch.int64: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)  # noqa: E731
+    return FlatBatch(input_ids=put(ids).view(-1, 1), positions=put(position + POSITION_OFFSET).view(-1, 1),
+                     example=put(example), position=put(position), pad_index=put(example * longest + position),
+                     key_mask=put(key_mask, torch.bool).view(examples, 1, 1, longest), starts=put(starts),
+                     layout=TokenLayout(put(member * widest + in_member), len(batches), widest, tokens),
+                     examples=examples, longest=longest)
+
+
+def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
+    """Each token's key: its example's key mixed with its position in the sequence (not in the stream)."""
+    positions = streams.coordinate_hashes((flat.longest,), example_keys.device)
+    return streams.mix(example_keys[flat.example] ^ positions[flat.position])
+
+
+def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
+    """RoBERTa's layer over (T, d) tokens: the modules' own weights, attention re-padded per sequence."""
+    attention = layer.attention.self
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    width = heads * size
+
+    # q, k and v re-padded together: (T, 3d) -> (N, L_max, 3, heads, size), one scatter
+    qkv = torch.cat([attention.query(x), attention.key(x), attention.value(x)], dim=-1)
+    grid = qkv.new_zeros(flat.examples * flat.longest, 3 * width).index_copy_(0, flat.pad_index, qkv)
+    q, k, v = grid.view(flat.examples, flat.longest, 3, heads, size).permute(2, 0, 3, 1, 4)
+    context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
+                                   dropout=attention.dropout.p if attention.training else 0.0)
+    context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
+    out = layer.attention.output
+    x = out.LayerNorm(out.dropout(out.dense(context)) + x)
+    ffn = layer.output
+    return ffn.LayerNorm(ffn.dropout(ffn.dense(layer.intermediate(x))) + x)
+
+
+def forward(model, flat: FlatBatch) -> torch.Tensor:
+    """Logits (N, labels) of a RoBERTa sequence classifier over a flat batch."""
+    from adapters.packed import tokens
+    roberta = model.roberta
+    with tokens(flat.layout):
+        x = roberta.embeddings(input_ids=flat.input_ids, position_ids=flat.positions)[:, 0]
+        for layer in roberta.encoder.layer:
+            x = encoder_layer(layer, x, flat)
+        head = getattr(model, "classifier")
+        return head(x.index_select(0, flat.starts).unsqueeze(1))
