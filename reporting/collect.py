@@ -1,8 +1,9 @@
-"""Scan ``<results_dir>/runs/**`` (layout of docs/run_directory.md) into one pandas table.
+"""Every run under ``<results_dir>/runs`` (docs/run_directory.md) as one pandas table, read through the
+one run-directory reader, ``rundir.read_run``.
 
-A run directory is a ``seed=<n>`` directory holding ``config.yaml`` and/or ``metrics.json``:
-``metrics.json`` present -> its ``status`` ("done" / "failed"); ``config.yaml`` only -> "missing"
-(started, unfinished or crashed without writing metrics). Scores stay fractions here.
+Status: ``done`` / ``failed`` as metrics.json says; ``missing`` for a run with only config.yaml
+(started, unfinished or crashed without writing metrics); a run whose metrics.json or config.yaml
+cannot be read counts as ``failed``, its reason naming the file. Scores stay fractions here.
 
 Variant rule (which paper row a run belongs to), see :func:`identify_variant`: the DeLoRA report's
 Table 3 methods have names of their own in the harness (`adapter=lora_of_lora`, `adapter=lora_head_only`,
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from rundir import RunRecord, find_runs
 
 from .tasks import main_metric, normalise_task
 
@@ -28,50 +30,11 @@ RUN_COLUMNS = [
     "init_from", "frozen_init", "has_layer_norms", "has_predictions", "rows_skipped", "run_dir",
 ]
 
-_FROZEN_INIT_KEYS = ("frozen_init", "frozen_factor_init", "fixed_init", "frozen_init_method")
+# rundir's statuses as the report counts them: a run not finished is missing; an unreadable one failed
+_STATUS = {"done": "done", "failed": "failed", "unfinished": "missing", "corrupt": "failed"}
 
 
-def parse_setting(setting: str) -> dict[str, Any]:
-    """'lr=0.0005,bs=32,r=8,h=1a2b3c4d' -> {'lr': 0.0005, 'batch_size': 32, 'rank': 8, 'hash': '1a2b3c4d'}."""
-    out: dict[str, Any] = {}
-    for part in str(setting).split(","):
-        if "=" not in part:
-            continue
-        key, value = part.split("=", 1)
-        key = key.strip()
-        try:
-            if key == "lr":
-                out["lr"] = float(value)
-            elif key == "bs":
-                out["batch_size"] = int(value)
-            elif key == "r":
-                out["rank"] = int(value)
-            elif key == "h":
-                out["hash"] = value
-        except ValueError:
-            pass
-    return out
-
-
-def _find_key(obj: Any, keys: tuple[str, ...]) -> Any:
-    """First non-null value of any of ``keys`` anywhere in a nested dict/list."""
-    if isinstance(obj, dict):
-        for k in keys:
-            if obj.get(k) not in (None, ""):
-                return obj[k]
-        for v in obj.values():
-            found = _find_key(v, keys)
-            if found not in (None, ""):
-                return found
-    elif isinstance(obj, list):
-        for v in obj:
-            found = _find_key(v, keys)
-            if found not in (None, ""):
-                return found
-    return None
-
-
-def identify_variant(method: str | None, experiment: str | None = None, init_from: Any = None) -> str | None:
+def identify_variant(method: str | None) -> str | None:
     """The row a run belongs to (see the module docstring for the rule)."""
     if method is None:
         return None
@@ -79,21 +42,11 @@ def identify_variant(method: str | None, experiment: str | None = None, init_fro
         str(method).lower(), str(method).lower())
 
 
-def _load_yaml(path: Path) -> dict:
-    try:
-        import yaml
-
-        with open(path) as f:
-            data = yaml.safe_load(f)
-        return data if isinstance(data, dict) else {}
-    except Exception:  # noqa: BLE001 - an unreadable config must not stop the report
-        return {}
-
-
-def _score(block: Any, metric: str, fallback: str | None) -> float:
+def _score(block: Any, metric: str) -> float:
+    """``metric`` of a best/last block (MNLI's matched accuracy is recorded as ``accuracy``)."""
     if not isinstance(block, dict):
         return math.nan
-    for key in (metric, fallback, "accuracy" if metric == "accuracy_matched" else None):
+    for key in (metric, "accuracy" if metric == "accuracy_matched" else None):
         if key and block.get(key) is not None:
             try:
                 return float(block[key])
@@ -109,80 +62,33 @@ def _rows_skipped(data: Any) -> int:
     return sum(int(r.get("rows_skipped") or 0) for r in data.values() if isinstance(r, dict))
 
 
-def _seed_from_dir(d: Path) -> int | None:
-    m = re.fullmatch(r"seed=(-?\d+)", d.name)
-    return int(m.group(1)) if m else None
-
-
-def _run_dirs(runs_root: Path) -> list[Path]:
-    dirs = {p.parent for p in runs_root.rglob("metrics.json")}
-    dirs |= {p.parent for p in runs_root.rglob("config.yaml") if _seed_from_dir(p.parent) is not None}
-    # a checkpoint/ subfolder is never a run directory
-    return sorted(d for d in dirs if "checkpoint" not in d.relative_to(runs_root).parts)
-
-
-def read_run(run_dir: Path, runs_root: Path) -> dict[str, Any]:
-    rel = run_dir.relative_to(runs_root).parts
-    path_task = rel[0] if len(rel) >= 4 else None
-    path_method = rel[1] if len(rel) >= 4 else None
-    path_setting = rel[-2] if len(rel) >= 2 else ""
-    metrics: dict = {}
-    mpath = run_dir / "metrics.json"
-    if mpath.exists():
-        try:
-            metrics = json.loads(mpath.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            metrics = {"status": "failed", "reason": f"unreadable metrics.json: {exc}"}
-    config = _load_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else {}
-    hp = metrics.get("hyperparameters") or {}
-    setting = metrics.get("setting") or path_setting
-    parsed = parse_setting(setting)
-    task = normalise_task(metrics.get("task") or path_task or _find_key(config, ("task",)) or "")
-    method = metrics.get("method") or path_method or _find_key(config, ("method",))
-    if isinstance(method, dict):  # a Hydra group node
-        method = method.get("name")
-    experiment = metrics.get("experiment") or _find_key(config, ("experiment",))
-    if isinstance(experiment, dict):
-        experiment = experiment.get("name")
-    init_from = hp.get("init_from") if "init_from" in hp else _find_key(config, ("init_from",))
-    frozen_init = _find_key(hp, _FROZEN_INIT_KEYS) or _find_key(config, _FROZEN_INIT_KEYS)
+def run_row(record: RunRecord) -> dict[str, Any]:
+    """One run as a row of the report's run table."""
+    m = record.metrics
+    task = normalise_task(record.task or "")
     metric = main_metric(task)
-    status = str(metrics.get("status", "missing")) if metrics else "missing"
-    seed = metrics.get("seed", _seed_from_dir(run_dir))
-    trainable = metrics.get("trainable") or {}
-    pred_dir = run_dir / "predictions"
+    trainable = m.get("trainable") or {}
+    pred_dir = record.directory / "predictions"
+    mnli = task == "mnli"
     return {
-        "task": task,
-        "method": method,
-        "variant": identify_variant(method, experiment, init_from),
-        "rank": hp.get("rank", parsed.get("rank")),
-        "lr": hp.get("lr", parsed.get("lr")),
-        "batch_size": hp.get("batch_size", parsed.get("batch_size")),
-        "seed": seed,
-        "setting": setting,
-        "status": status,
-        "reason": metrics.get("reason"),
+        "task": task, "method": record.method, "variant": identify_variant(record.method),
+        "rank": record.rank, "lr": record.lr, "batch_size": record.batch_size, "seed": record.seed,
+        "setting": record.setting, "status": _STATUS[record.status], "reason": record.reason,
         "metric": metric,
-        "best_epoch": metrics.get("best_epoch"),
-        "best_score": _score(metrics.get("best"), metric, metrics.get("main_metric")),
-        "last_epoch": metrics.get("last_epoch"),
-        "last_score": _score(metrics.get("last"), metric, metrics.get("main_metric")),
+        "best_epoch": m.get("best_epoch"), "best_score": _score(m.get("best"), metric),
+        "last_epoch": m.get("last_epoch"), "last_score": _score(m.get("last"), metric),
         # MNLI's mismatched accuracy at the epoch chosen by the matched one (the papers' MNLI-mm)
-        "best_mismatched": _score(metrics.get("best"), "accuracy_mismatched", None) if task == "mnli" else math.nan,
-        "last_mismatched": _score(metrics.get("last"), "accuracy_mismatched", None) if task == "mnli" else math.nan,
-        "trainable_adapter": trainable.get("adapter"),
-        "trainable_with_head": trainable.get("with_head"),
-        "model": metrics.get("model") or _find_key(config, ("model_name", "pretrained", "name_or_path")),
-        "experiment": experiment,  # the protocol: configs/experiment/<name> and the sweep grid
-        "grid": metrics.get("grid"),
-        "effective_batch": hp.get("effective_batch", hp.get("batch_size", parsed.get("batch_size"))),
-        "precision": metrics.get("precision", hp.get("precision")),
-        "init_from": None if init_from in (None, "") else str(init_from),
-        "frozen_init": None if frozen_init is None else str(frozen_init).lower(),
-        "has_layer_norms": (run_dir / "layer_norms.json").exists(),
+        "best_mismatched": _score(m.get("best"), "accuracy_mismatched") if mnli else math.nan,
+        "last_mismatched": _score(m.get("last"), "accuracy_mismatched") if mnli else math.nan,
+        "trainable_adapter": trainable.get("adapter"), "trainable_with_head": trainable.get("with_head"),
+        "model": record.model,
+        "experiment": record.experiment,  # the protocol: configs/experiment/<name> and the sweep grid
+        "grid": record.grid, "effective_batch": record.effective_batch, "precision": record.precision,
+        "init_from": record.init_from, "frozen_init": record.frozen_init,
+        "has_layer_norms": (record.directory / "layer_norms.json").exists(),
         "has_predictions": pred_dir.is_dir() and any(pred_dir.glob("*.tsv")),
-        "rows_skipped": _rows_skipped(metrics.get("data")),
-        "run_dir": str(run_dir),
+        "rows_skipped": _rows_skipped(m.get("data")),
+        "run_dir": str(record.directory),
     }
 
 
@@ -191,7 +97,7 @@ def collect_runs(results_dir: str | Path) -> pd.DataFrame:
     runs_root = Path(results_dir) / "runs"
     if not runs_root.is_dir():
         return pd.DataFrame(columns=RUN_COLUMNS)
-    rows = [read_run(d, runs_root) for d in _run_dirs(runs_root)]
+    rows = [run_row(record) for record in find_runs(results_dir)]
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for col in ("rank", "batch_size", "seed", "best_epoch", "last_epoch", "trainable_adapter",
                 "trainable_with_head", "effective_batch"):

@@ -3,13 +3,14 @@
 * ``selection``: ``best_epoch`` (the papers: a run's score is its best validation epoch) or ``last_epoch``.
 * ``setting``:   ``sweep`` (the sweep's ``choices.json`` entry for (task, method, rank) when present and
   when its setting has runs; otherwise falls back to best mean) or ``best_mean`` (the setting with the
-  best mean validation score over its finished seeds; ties -> more finished seeds, then the name).
+  best mean validation score over its finished seeds; ties -> more finished seeds, then the name:
+  rundir.best_mean, the rule the sweep uses to choose what to replicate).
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
+
+from rundir import best_mean
 
 SELECTIONS = ("best_epoch", "last_epoch")
 SETTING_MODES = ("sweep", "best_mean")
@@ -58,15 +59,13 @@ def choose_setting(runs: pd.DataFrame, selection: str = "best_epoch", mode: str 
     if len(settings) == 1:
         return settings[0], "only setting"
     col = score_column(selection)
-    best, best_key = None, None
-    for s in settings:
-        sub = runs[runs["setting"] == s]
-        ok = sub[(sub["status"] == "done") & sub[col].notna()][col]
-        mean = float(ok.mean()) if len(ok) else -math.inf
-        key = (mean, len(ok), len(sub), s)
-        if best_key is None or key > best_key:
-            best, best_key = s, key
-    return best, "best mean validation"
+    scores = {setting: [score if status == "done" else None for score, status in
+                        zip(runs.loc[runs["setting"] == setting, col], runs.loc[runs["setting"] == setting, "status"])]
+              for setting in sorted(settings)}
+    winner = best_mean(scores)  # the sweep's rule too: mean, then more scored seeds, then the name
+    if winner is None:
+        return sorted(settings)[0], "no setting has a score"
+    return winner[0], "best mean validation"
 
 
 def best_seed_run(runs: pd.DataFrame, selection: str = "best_epoch", need_predictions: bool = False):

@@ -81,6 +81,45 @@ class RunRecord:
         return self.metrics.get("grid", self.config.get("grid_name"))
 
     @property
+    def hyperparameters(self) -> dict:
+        return self.metrics.get("hyperparameters") or {}
+
+    @property
+    def effective_batch(self) -> int | None:
+        """Examples per optimiser step (batch_size × grad_accumulation)."""
+        value = self.hyperparameters.get("effective_batch")
+        if value is None and self.batch_size is not None:
+            value = self.batch_size * (self._setting("grad_accumulation") or 1)
+        return value
+
+    @property
+    def init_from(self) -> str | None:
+        """The run directory this one started from (None: the pretrained model)."""
+        value = self.hyperparameters.get("init_from", self.config.get("init_from"))
+        return None if value in (None, "", "null", "none") else str(value)
+
+    @property
+    def adapter(self) -> dict:
+        """The adapter's options as the run recorded them (name, rank, alpha, targets, options)."""
+        return self.metrics.get("adapter") or self.config.get("adapter") or {}
+
+    @property
+    def frozen_init(self) -> str | None:
+        """B-only's / A-only's frozen factor init (None for other methods)."""
+        value = (self.adapter.get("options") or {}).get("frozen_init")
+        return None if value is None else str(value).lower()
+
+    @property
+    def model(self) -> str | None:
+        """What ``model.name_or_path`` was (a Hub name or a folder)."""
+        return self.metrics.get("model") or (self.config.get("model") or {}).get("name_or_path")
+
+    @property
+    def precision(self) -> str | None:
+        """What ran (bf16, fp32-tf32, fp32) when finished; what was asked for before."""
+        return self.metrics.get("precision", self.config.get("precision"))
+
+    @property
     def config_hash(self) -> str | None:
         return self.metrics.get("config_hash")
 
@@ -135,11 +174,13 @@ def read_run(directory: Path) -> RunRecord:
 
 
 def find_runs(results_dir: Path) -> Iterator[RunRecord]:
-    """Every run under ``<results_dir>/runs`` (a directory holding config.yaml or metrics.json)."""
+    """Every run under ``<results_dir>/runs``: a ``seed=<n>`` directory (the layout of rundir.identity)
+    holding config.yaml or metrics.json. Files of the same names that trackers keep inside a run
+    (W&B's ``wandb/**/config.yaml``) are not runs."""
     root = Path(results_dir) / "runs"
     seen = set()
     for name in (METRICS, CONFIG):
         for path in sorted(root.rglob(name)):
-            if path.parent not in seen:
+            if path.parent not in seen and path.parent.name.startswith("seed="):
                 seen.add(path.parent)
                 yield read_run(path.parent)

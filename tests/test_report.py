@@ -32,7 +32,7 @@ def report(results_dir, **options):
 def test_lora_of_lora_rule():
     assert identify_variant("lora_of_lora") == "delora_on_mnli_lora"
     assert identify_variant("lora_head_only") == "head_only_on_mnli_lora"
-    assert identify_variant("delora", None, "results/runs/mnli/delora/s/seed=0") == "delora"
+    assert identify_variant("delora") == "delora"
     assert identify_variant("head_only") == "head_only"
 
 
@@ -43,21 +43,23 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
     setting = f"lr={lr},bs={bs},r={rank},h={h}"
     d = root / "runs" / task / method / setting / f"seed={seed}"
     d.mkdir(parents=True, exist_ok=True)
-    (d / "config.yaml").write_text(f"task: {task}\nmethod: {method}\nseed: {seed}\n")
+    (d / "config.yaml").write_text(json.dumps({  # the shape train.py writes (JSON is YAML)
+        "task": {"name": task}, "adapter": {"name": method, "rank": rank}, "seed": seed, "lr": lr,
+        "batch_size": bs, "grad_accumulation": accumulation, "experiment": experiment, "grid_name": grid,
+        "model": {"name_or_path": model}}))
     if not finished:
         return d
     metric = METRIC[task]
     hp = {"lr": lr, "batch_size": bs, "grad_accumulation": accumulation, "effective_batch": bs * accumulation,
           "epochs": 3, "rank": rank, "alpha": rank, "max_seq_len": 128,
           "weight_decay": 0.1, "warmup_ratio": 0.06, "init_from": init_from}
-    if frozen_init:
-        hp["frozen_init"] = frozen_init
     best = {metric: score} if status == "done" else {}
     if mismatched is not None and status == "done":
         best["accuracy_mismatched"] = mismatched
     m = {"status": status, "reason": None if status == "done" else "nan loss", "task": task, "method": method,
          "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid, "precision": "bf16",
-         "hyperparameters": hp, "trainable": {"adapter": trainable, "with_head": trainable + 592130},
+         "hyperparameters": hp, "adapter": {"name": method, "rank": rank, "alpha": rank, "options": (
+             {"frozen_init": frozen_init} if frozen_init else {})}, "trainable": {"adapter": trainable, "with_head": trainable + 592130},
          "main_metric": metric,
          "best_epoch": 2 if status == "done" else None, "best": best,
          "last_epoch": 3 if status == "done" else None,
