@@ -243,7 +243,7 @@ def test_damaged_checkpoint_falls_back_to_the_older_one(tmp_path, monkeypatch, c
 
 
 def test_corrupt_metrics_is_named_and_rerun_starts_clean(tmp_path, caplog):
-    cfg = compose([*TINY, f"results_dir={tmp_path}"])
+    cfg = compose([*TINY, "epochs=2", f"results_dir={tmp_path}"])
     first = run(cfg, [])
     metrics = run_dir(cfg) / "metrics.json"
     metrics.write_text(metrics.read_text()[:40])
@@ -254,7 +254,7 @@ def test_corrupt_metrics_is_named_and_rerun_starts_clean(tmp_path, caplog):
     metrics.unlink()
     with pytest.raises(ValueError, match="config.yaml"):
         run(cfg, [])
-    rerun = run(compose([*TINY, f"results_dir={tmp_path}", "rerun=true"]), [])
+    rerun = run(compose([*TINY, "epochs=2", f"results_dir={tmp_path}", "rerun=true"]), [])
     assert without_timing(rerun) == without_timing(first)
     assert not (run_dir(cfg) / "metrics.json.corrupt").exists()
 
@@ -321,7 +321,7 @@ def test_resume_refuses_another_configuration(tmp_path, monkeypatch):
                                               (["adapter.alpha=16"], "adapter.alpha is 8 there, 16 here"),
                                               (["model.random_init=false"], "model.random_init")])
 def test_init_from_refuses_what_does_not_match(tmp_path, overrides, field):
-    mnli = compose([*TINY, "task=mnli", f"results_dir={tmp_path}"])
+    mnli = compose([*TINY, "task=mnli", "epochs=1", f"results_dir={tmp_path}"])
     run(mnli, [])
     cfg = compose([*TINY, f"results_dir={tmp_path}", f"init_from={quote(str(run_dir(mnli)))}", *overrides])
     with pytest.raises(ValueError, match=field) as error:
