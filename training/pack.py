@@ -24,6 +24,7 @@ import adapters
 from adapters.inject import set_submodule
 from adapters.packed import PackedHead, PackedLayer, own_tensors
 from training import streams
+from training.pack_rules import override_key
 from training.config import compose
 from training.fused import Bank, MemberOptimizer, MemberSchedule, decayed
 
@@ -142,6 +143,6 @@ def pack_jobs(cfg, overrides: list[str]) -> list[tuple[object, list[str]]]:
     members += [list(m) for m in spec.get("members") or []]
     if not members:
         return [(cfg, list(overrides))]
-    key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731  (a member's own value wins)
-    jobs = [[o for o in keep if key(o) not in {key(x) for x in m}] + m for m in members]
+    # a member's own value wins over the shared one
+    jobs = [[o for o in keep if override_key(o) not in {override_key(x) for x in m}] + m for m in members]
     return [(compose(job), job) for job in jobs]

@@ -31,13 +31,11 @@ from training.fit import fit
 from training.loop import set_precision
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, Pack
+from training.pack_rules import check_packable
 from training.schema import validate
 
 log = logging.getLogger("train")
 HARNESS_VERSION = "0.1.0"
-# What may differ between the runs of a pack; everything else must be equal.
-PACK_FREE = ("seed", "lr", "init_from", "rerun")
-UNPACKABLE = ("bitfit", "full")  # they train the shared backbone itself
 
 
 def run(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> dict:
@@ -223,24 +221,6 @@ def model_identity(cfg: DictConfig, model_config) -> dict:
     digest = hashlib.sha256(json.dumps(architecture, sort_keys=True, default=str).encode()).hexdigest()
     return {"name_or_path": cfg.model.name_or_path, "source": model_source(cfg),
             "random_init": bool(cfg.model.random_init), "config_sha256": digest}
-
-
-def check_packable(cfgs: list[DictConfig]) -> None:
-    """Runs of one pack may differ in PACK_FREE settings only (and never train the backbone)."""
-    if len(cfgs) == 1:
-        return
-    strip = lambda c: {k: v for k, v in OmegaConf.to_container(c).items() if k not in PACK_FREE}  # noqa: E731
-    first = strip(cfgs[0])
-    first["optim"].pop("weight_decay")
-    for cfg in cfgs[1:]:
-        other = strip(cfg)
-        other["optim"].pop("weight_decay")
-        if other != first:
-            keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
-            raise ValueError(f"runs of a pack may differ only in seed, lr, optim.weight_decay and "
-                             f"init_from; these differ too: {keys}")
-    if cfgs[0].adapter.name in UNPACKABLE:
-        raise ValueError(f"adapter={cfgs[0].adapter.name} trains the backbone itself: it cannot be packed")
 
 
 class MissingInitRun(FileNotFoundError):
