@@ -42,7 +42,7 @@ def identify_variant(method: str | None) -> str | None:
         str(method).lower(), str(method).lower())
 
 
-def _score(block: Any, metric: str) -> float:
+def block_score(block: Any, metric: str) -> float:
     """``metric`` of a best/last block (MNLI's matched accuracy is recorded as ``accuracy``)."""
     if not isinstance(block, dict):
         return math.nan
@@ -75,11 +75,11 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "rank": record.rank, "lr": record.lr, "batch_size": record.batch_size, "seed": record.seed,
         "setting": record.setting, "status": _STATUS[record.status], "reason": record.reason,
         "metric": metric,
-        "best_epoch": m.get("best_epoch"), "best_score": _score(m.get("best"), metric),
-        "last_epoch": m.get("last_epoch"), "last_score": _score(m.get("last"), metric),
+        "best_epoch": m.get("best_epoch"), "best_score": block_score(m.get("best"), metric),
+        "last_epoch": m.get("last_epoch"), "last_score": block_score(m.get("last"), metric),
         # MNLI's mismatched accuracy at the epoch chosen by the matched one (the papers' MNLI-mm)
-        "best_mismatched": _score(m.get("best"), "accuracy_mismatched") if mnli else math.nan,
-        "last_mismatched": _score(m.get("last"), "accuracy_mismatched") if mnli else math.nan,
+        "best_mismatched": block_score(m.get("best"), "accuracy_mismatched") if mnli else math.nan,
+        "last_mismatched": block_score(m.get("last"), "accuracy_mismatched") if mnli else math.nan,
         "trainable_adapter": trainable.get("adapter"), "trainable_with_head": trainable.get("with_head"),
         "model": record.model,
         "experiment": record.experiment,  # the protocol: configs/experiment/<name> and the sweep grid

@@ -1,5 +1,6 @@
-"""SymLoRA Figure 1 (per task and layer: ||lambda W0||_F, ||s dW||_F, their difference; one colour scale)
-and a per-task bar chart with the 95% intervals. PNG and PDF, matplotlib's Agg backend."""
+"""SymLoRA Figure 1 (per task and layer: ||lambda W0||_F, ||s dW||_F, their difference; one colour scale),
+a per-task bar chart with the 95% intervals, and learning curves (validation score and training loss
+per epoch). PNG and PDF, matplotlib's Agg backend."""
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .tasks import display  # noqa: E402
+from rundir import read_epochs  # noqa: E402
+
+from .collect import block_score  # noqa: E402
+from .tasks import display, main_metric  # noqa: E402
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -161,4 +166,51 @@ def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> 
     if title:
         fig.suptitle(title, fontsize=9, y=1.12)
     fig.tight_layout()
+    return _save(fig, out_dir, stem)
+
+
+def load_curves(runs: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
+    """One row per (table row, task, run, epoch) from the runs' epochs.jsonl: the task's main
+    validation metric (×100, as the tables print it) and the epoch's mean training loss."""
+    rows = []
+    for label, by_task in runs.items():
+        for task, dirs in by_task.items():
+            metric = main_metric(task)
+            for d in dirs:
+                for e in read_epochs(Path(d)):
+                    rows.append({"row": label, "task": task, "run_dir": d, "epoch": e.get("epoch"),
+                                 "score": 100 * block_score(e.get("validation"), metric),
+                                 "train_loss": e.get("train_loss")})
+    return pd.DataFrame(rows, columns=["row", "task", "run_dir", "epoch", "score", "train_loss"])
+
+
+def learning_curves(runs: dict[str, dict[str, list[str]]], out_dir: Path, stem: str,
+                    task_order: list[str] | None = None) -> list[Path]:
+    """Per task (columns): the main validation metric (top) and the training loss (bottom) against the
+    epoch, one line per table row: the mean over its seeds, shaded between the lowest and highest seed."""
+    data = load_curves(runs).dropna(subset=["epoch"])
+    if data.empty:
+        return []
+    present = set(data["task"])
+    tasks = [t for t in (task_order or []) if t in present] + sorted(present - set(task_order or []))
+    labels = list(dict.fromkeys(data["row"]))
+    fig, axes = plt.subplots(2, len(tasks), squeeze=False, sharex="col", constrained_layout=True,
+                             figsize=(max(3.5, 2.6 * len(tasks)), 4.6))
+    for c, task in enumerate(tasks):
+        for i, label in enumerate(labels):
+            sub = data[(data["task"] == task) & (data["row"] == label)]
+            if sub.empty:
+                continue
+            for r, key in enumerate(("score", "train_loss")):
+                g = sub.groupby("epoch")[key].agg(["mean", "min", "max", "count"]).reset_index()
+                ax = axes[r][c]
+                ax.plot(g["epoch"], g["mean"], marker="o", markersize=3, color=f"C{i}",
+                        label=f"{label} (n={int(g['count'].max())})" if c == 0 and r == 0 else None)
+                ax.fill_between(g["epoch"], g["min"], g["max"], color=f"C{i}", alpha=0.2, linewidth=0)
+        axes[0][c].set_title(display(task), fontsize=9)
+        axes[0][c].set_ylabel(METRIC_NAMES.get(main_metric(task), main_metric(task)), fontsize=8)
+        axes[1][c].set_ylabel("training loss", fontsize=8)
+        axes[1][c].set_xlabel("epoch", fontsize=8)
+        axes[1][c].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(fontsize=7, ncol=min(4, len(labels)), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return _save(fig, out_dir, stem)

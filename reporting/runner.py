@@ -10,7 +10,7 @@ import pandas as pd
 
 from .build import Options, PresetResult, build_preset
 from .collect import collect_runs, load_choices
-from .figures import bar_chart, layer_norm_figure
+from .figures import bar_chart, layer_norm_figure, learning_curves
 from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import ReportInputError, load_published, load_test_scores
 from .selection import best_seed_run
@@ -209,6 +209,15 @@ def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure
     if by_method:
         written += layer_norm_figure(by_method, fig_dir, f"{name}_layer_norms",
                                      [t for t in preset.tasks if t != "mnli_mm"] or None)
+    curves: dict[str, dict[str, list[str]]] = {}  # every row's finished runs, as the table counts them
+    for (label, task), sub in res.chosen.items():
+        if task != "mnli_mm" and not sub.empty:
+            done = sub[sub["status"] == "done"]["run_dir"].tolist()
+            if done:
+                curves.setdefault(label, {})[task] = done
+    if curves:
+        written += learning_curves(curves, fig_dir, f"{name}_curves",
+                                   [t for t in preset.tasks if t != "mnli_mm"] or None)
     return written
 
 

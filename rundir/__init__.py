@@ -11,12 +11,12 @@ from rundir.files import (CONFIG, EPOCHS, METRICS, append_epoch, clean_temporary
                           write_config, write_json_atomic, write_metrics)
 from rundir.identity import config_hash, differences, identity, run_dir, setting_name
 from rundir.lock import RunLock, lock_runs
-from rundir.record import RunRecord, find_runs, read_run
+from rundir.record import RunRecord, find_runs, read_epochs, read_run
 from rundir.selection import best_mean
 
 __all__ = [
     "CONFIG", "EPOCHS", "METRICS", "RunLock", "RunRecord", "append_epoch", "best_mean",
     "clean_temporary_files", "config_hash", "differences", "find_runs", "identity", "keep_epochs",
-    "lock_runs", "read_run", "run_dir", "setting_name", "write_config", "write_json_atomic",
+    "lock_runs", "read_epochs", "read_run", "run_dir", "setting_name", "write_config", "write_json_atomic",
     "write_metrics",
 ]

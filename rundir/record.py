@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from rundir.files import CONFIG, METRICS
+from rundir.files import CONFIG, EPOCHS, METRICS
 
 FINISHED = ("done", "failed")
 
@@ -171,6 +171,22 @@ def read_run(directory: Path) -> RunRecord:
     if config:
         return RunRecord(directory, "unfinished", None, config)
     return RunRecord(directory, "missing")
+
+
+def read_epochs(directory: Path) -> list[dict]:
+    """The run's per-epoch records (``epochs.jsonl``), in order. A line that is not a JSON object (a
+    writer killed mid-line) ends the list: the epochs after it were never covered by a checkpoint."""
+    path = Path(directory) / EPOCHS
+    records = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if not isinstance(record, dict):
+            break
+        records.append(record)
+    return records
 
 
 def find_runs(results_dir: Path) -> Iterator[RunRecord]:

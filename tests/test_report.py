@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -39,7 +40,8 @@ def test_lora_of_lora_rule():
 # ------------------------------------------------------------------ a synthetic results tree
 def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, h="1a2b3c4d", status="done",
               init_from=None, experiment="symlora_paper", grid=None, trainable=147672, last=None, norms=False,
-              preds=(), finished=True, frozen_init=None, model="roberta-base", mismatched=None, accumulation=1):
+              preds=(), finished=True, frozen_init=None, model="roberta-base", mismatched=None, accumulation=1,
+              curve=()):
     setting = f"lr={lr},bs={bs},r={rank},h={h}"
     d = root / "runs" / task / method / setting / f"seed={seed}"
     d.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,10 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
          "last": {metric: score - 0.01 if last is None else last} if status == "done" else {},
          "train_examples": 100, "time_s": 1.0, "examples_per_s": 100.0, "versions": {}, "device": "cpu"}
     (d / "metrics.json").write_text(json.dumps(m))
+    if curve:  # epochs.jsonl: (validation score, training loss) per epoch, as training/fit.py writes it
+        (d / "epochs.jsonl").write_text("".join(json.dumps(
+            {"epoch": i, "train_loss": loss, "lr": lr, "validation": {metric: value}}) + "\n"
+            for i, (value, loss) in enumerate(curve, 1)))
     if norms:
         (d / "layer_norms.json").write_text(json.dumps([
             {"module": f"roberta.encoder.layer.{l}.attention.self.{t}", "layer": l, "target": t, "lambda": 1.0,
@@ -85,12 +91,17 @@ MRPC_LORA = [0.85, 0.88, 0.87, 0.89, 0.86]
 MNLI_M, MNLI_MM = [0.86, 0.87, 0.865], [0.855, 0.866, 0.87]
 
 
+def curve_of(seed: int) -> list[tuple[float, float]]:
+    return [(0.5 + 0.1 * epoch + 0.01 * seed, 0.7 - 0.1 * epoch - 0.02 * seed) for epoch in range(3)]
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
     # SymLoRA paper protocol (experiment=symlora_paper)
     for s, v in enumerate(RTE_SYM):
-        write_run(root, "rte", "symlora", s, v, norms=True, preds=("RTE.tsv",), grid="symlora_table1")
+        write_run(root, "rte", "symlora", s, v, norms=True, preds=("RTE.tsv",), grid="symlora_table1",
+                  curve=curve_of(s))
     write_run(root, "rte", "symlora", 4, None, status="failed", grid="symlora_table1")
     for s in range(5):  # a worse setting: best-mean selection must not pick it
         write_run(root, "rte", "symlora", s, 0.60, lr=1e-4, h="deadbeef")
@@ -308,7 +319,7 @@ def test_comparison_wording(reports):
 
 
 def test_figures_are_valid_png_and_pdf(reports, tree):
-    for stem in ("symlora_table1_bars", "symlora_table1_layer_norms"):
+    for stem in ("symlora_table1_bars", "symlora_table1_layer_norms", "symlora_table1_curves"):
         png, pdf = tree / "figures" / f"{stem}.png", tree / "figures" / f"{stem}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1024
         assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1024
@@ -336,6 +347,41 @@ def test_figure1_rows_are_symlora_above_lora_and_bars_start_at_zero(tree, tmp_pa
     assert all(ax.get_ylim()[0] <= 0 for ax in panels)
     plt.close("all")
     assert res is not None
+
+
+def test_learning_curves_are_the_seed_mean_with_the_seed_range(tree):
+    import matplotlib.pyplot as plt
+
+    from reporting import figures
+
+    saved = {}
+    real_save = figures._save
+    figures._save = lambda fig, out_dir, stem: saved.setdefault(stem, fig) and []
+    try:
+        report(tree, preset="symlora_table1", submission=False)
+    finally:
+        figures._save = real_save
+    fig = saved["symlora_table1_curves"]
+    score_ax, loss_ax = fig.axes[0], fig.axes[1]  # RTE is the only task with curves: one column
+    assert score_ax.get_title() == "RTE" and loss_ax.get_ylabel() == "training loss"
+    # the chosen RTE setting's four finished seeds (the failed fifth has no epochs)
+    (line,) = score_ax.get_lines()
+    seeds = [curve_of(s) for s in range(4)]
+    assert list(line.get_xdata()) == [1, 2, 3]
+    assert line.get_ydata() == pytest.approx([100 * np.mean([c[e][0] for c in seeds]) for e in range(3)])
+    assert loss_ax.get_lines()[0].get_ydata() == pytest.approx([np.mean([c[e][1] for c in seeds]) for e in range(3)])
+    band = score_ax.collections[0].get_paths()[0].vertices[:, 1]  # fill_between: lowest to highest seed
+    assert band.min() == pytest.approx(100 * seeds[0][0][0]) and band.max() == pytest.approx(100 * seeds[3][2][0])
+    assert line.get_label().endswith("(n=4)")
+    plt.close("all")
+
+
+def test_read_epochs_stops_at_a_half_written_line(tmp_path):
+    from rundir import read_epochs
+
+    (tmp_path / "epochs.jsonl").write_text('{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_lo')
+    assert read_epochs(tmp_path) == [{"epoch": 1, "train_loss": 0.5}]
+    assert read_epochs(tmp_path / "nowhere") == []
 
 
 def test_submission_zip_of_partial_runs_is_refused_unless_asked_for(reports, tree):
