@@ -21,7 +21,7 @@ from rundir import read_run, run_dir
 from sweeping.identity import quote
 from training.config import HARNESS_ROOT, compose
 from training.run import run
-from training.schema import ConfigError, validate
+from training.schema import ConfigError, check_task_overrides, validate
 
 TIMING = ("time_s", "examples_per_s")
 TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "batch_size=16", "log_every=5",
@@ -129,6 +129,17 @@ def test_bad_values_fail_before_any_folder_exists(tmp_path, override, key):
     with pytest.raises(ConfigError, match=rf"(?m)^  {key}="):
         run(cfg, [])
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("override", ["task.lr=0.1", "task.epochs=2", "task.batch_size=4"])
+def test_a_task_override_a_preset_shadows_is_refused(tmp_path, override):
+    """experiment=quickstart sets lr, epochs and batch_size itself: task.lr=0.1 would train at 3e-3."""
+    overrides = ["experiment=quickstart", f"results_dir={tmp_path}", override]
+    name, value = override.removeprefix("task.").split("=")
+    with pytest.raises(ConfigError, match=rf"{override}: has no effect.*override {name}={value} instead"):
+        run(compose(overrides), overrides)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    check_task_overrides(compose(["task=sst2", override]), [override])  # where lr reads the task file: fine
 
 
 def test_every_shipped_preset_is_valid():

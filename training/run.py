@@ -32,7 +32,7 @@ from training.loop import set_precision
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, Pack
 from training.pack_rules import check_packable
-from training.schema import validate
+from training.schema import check_task_overrides, validate
 
 log = logging.getLogger("train")
 HARNESS_VERSION = "0.1.0"
@@ -52,6 +52,8 @@ class Interrupted(BaseException):
 
 def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list[dict]:
     """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics."""
+    for cfg, overrides in jobs:
+        check_task_overrides(cfg, overrides)
     cfgs = [resolved(cfg) for cfg, _ in jobs]
     for cfg in cfgs:  # every option checked before anything is written
         validate(cfg)

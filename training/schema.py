@@ -155,3 +155,25 @@ def validate(cfg: DictConfig) -> None:
         problems.append("data.dir: data=glue_dir needs the GLUE folder, e.g. data.dir=/path/to/glue_data")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+# Top-level options that default to the task file's value (configs/train.yaml: ``lr: ${task.lr}``).
+TASK_DEFAULTS = ("lr", "batch_size", "epochs", "init_from")
+
+
+def check_task_overrides(cfg: DictConfig, overrides) -> None:
+    """Refuse ``task.lr=...`` (and the other TASK_DEFAULTS) on a command line where the top-level
+    option does not follow it (an experiment preset or the command line set it): the override would
+    be silently ignored."""
+    problems = []
+    for override in overrides:
+        key, _, value = str(override).lstrip("+~").partition("=")
+        name = key.removeprefix("task.")
+        if not key.startswith("task.") or name not in TASK_DEFAULTS:
+            continue
+        top = OmegaConf.select(cfg, name, default=None)
+        if top != OmegaConf.select(cfg, key, default=None):
+            problems.append(f"{override}: has no effect, because {name}={top!r} is set (by an experiment "
+                            f"preset or on the command line) and is what trains; override {name}={value} instead")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
