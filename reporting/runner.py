@@ -19,6 +19,10 @@ from .submission import SubmissionError, collect_prediction_files, write_submiss
 from .tables import to_markdown, write_tables
 
 
+CHOICES = {"ci": (None, *CI_DESCRIPTION), "center": (None, "mean", "median"),
+           "selection": ("best_epoch", "last_epoch"), "setting": ("sweep", "best_mean")}
+
+
 @dataclass
 class ReportOptions:
     """Every option of ``report.py`` (configs/report.yaml documents each)."""
@@ -49,6 +53,29 @@ class ReportOptions:
         if unknown:
             raise ReportInputError(f"unknown report option(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        """Every value checked before any work: ``figures=flase`` or ``ci=tt`` is an error naming the key
+        and what it accepts, not a silent default."""
+        problems = []
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if f.name in CHOICES:
+                ok, accepts = value in CHOICES[f.name], " | ".join(map(str, CHOICES[f.name]))
+            elif kind == "bool":
+                ok, accepts = isinstance(value, bool), "true | false"
+            elif kind.startswith("int"):
+                ok = (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+                    value is None and "None" in kind)
+                accepts = "an integer ≥ 0" + (" or null" if "None" in kind else "")
+            elif kind == "float":
+                ok, accepts = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, "a number > 0"
+            else:
+                continue
+            if not ok:
+                problems.append(f"{f.name}={value!r}: expected {accepts}")
+        if problems:
+            raise ReportInputError("invalid option(s):\n  " + "\n  ".join(problems))
 
     def build_options(self) -> Options:
         return Options(ci=self.ci, center=self.center, selection=self.selection, setting=self.setting,

@@ -449,6 +449,14 @@ def test_unknown_option_and_preset(tmp_path):
         report(tmp_path, preset="symlora_tabel1")
 
 
+@pytest.mark.parametrize("key,value,accepts", [("figures", "flase", "true | false"), ("ci", "tt", "bootstrap"),
+                                               ("alpha", 0, "a number > 0"), ("expected_seeds", "abc", "integer")])
+def test_a_bad_option_value_is_refused_naming_the_key_and_its_choices(tmp_path, key, value, accepts):
+    with pytest.raises(ReportInputError, match="invalid option") as err:
+        ReportOptions.from_mapping({"results_dir": tmp_path, key: value})
+    assert f"{key}={value!r}" in str(err.value) and accepts in str(err.value)
+
+
 def test_cli_end_to_end(tree, tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "report.py"), f"results_dir={tree}", "ci=t",
                           "selection=last_epoch"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
