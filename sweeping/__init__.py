@@ -10,9 +10,9 @@ One responsibility per module:
                       (``search.json``, ``replicate.json``, ``choices.json`` under ``sweeps/<grid>/``)
 * ``dependencies`` -- which runs start from which MNLI run, and the order groups are planned in
 * ``plan``         -- every run of the sweep with its state (done, failed, todo, blocked, pending)
-* ``estimate``     -- examples per run and GPU-hours for ``dry_run=true``
+* ``estimate``     -- examples per run and GPU-hours; ``dry_run`` -- what ``dry_run=true`` prints
 * ``progress``     -- one line per finished run
 * ``job``          -- the task function a launcher runs (training.run.run, plus a GPU pool)
-* ``sweeper``      -- the Hydra Sweeper plugin that runs the plan in waves through any Hydra launcher
-* ``cli``          -- the entry point behind sweep.py
+* ``launch``       -- one wave of runs through the Hydra launcher ``hydra/launcher`` names
+* ``cli``          -- sweep.py's Hydra app: load the grid, plan, estimate, launch in waves
 """

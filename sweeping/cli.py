@@ -1,69 +1,128 @@
-"""The entry point behind sweep.py, and the same sweep called from Python (tests, notebooks).
+"""sweep.py as its own Hydra app: load the grid, plan it, estimate it, launch it in waves.
 
 ``python sweep.py grid=<name> [train.py overrides] [dry_run=true] [retry_failed=true]
 [throughput=<examples/s>|measured] [gpus=N] [hydra/launcher=joblib|local_gpus|submitit_local|
 submitit_slurm|slurm hydra.launcher.<option>=...]``.
 
-sweep.py is an ordinary Hydra app (configs/sweep.yaml = train.yaml + a grid + the sweep options):
-its one job is the sweep, which hands the grid's runs to the launcher ``hydra/launcher`` names, wave
-by wave (sweeping.sweeper.GridSweeper). Hydra 1.3 instantiates sweepers only from the installed
-``hydra_plugins`` namespace, so the sweeper is driven from here rather than named in
-``hydra.sweeper``; launchers are instantiated by Hydra's own Plugins machinery as usual.
+configs/sweep.yaml is train.yaml plus a grid and the sweep's options. The app runs once (Hydra's run
+mode); the grid is its search space, so Hydra's own sweeper is not involved, and the runs go to the
+launcher ``hydra/launcher`` names through Hydra's public plugin interface (sweeping/launch.py). Jobs
+import this package as installed (``pip install -e .``), in whatever process or node runs them.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from training.config import CONFIG_DIR
 
+from . import dependencies
+from .dry_run import describe_counts, dry_run_report
+from .estimate import DEFAULT_THROUGHPUT
+from .grid import GridError, groups, load_grid, passthrough
+from .identity import Composer
 from .job import gpu_count
+from .launch import WaveLauncher
+from .plan import make_plan
+from .progress import Progress
+from .stages import write_records
 
 SWEEP_CONFIG = "sweep"
+log = logging.getLogger("sweep")
 
 # `n_jobs: ${sweep_gpu_count:${gpus}}` in configs/hydra/launcher/local_gpus.yaml
 if not OmegaConf.has_resolver("sweep_gpu_count"):
     OmegaConf.register_new_resolver("sweep_gpu_count", gpu_count)
 
 
-def sweep_job(cfg: DictConfig) -> dict:
-    """The app's task function: set up the sweeper with this run's Hydra context and sweep."""
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import HydraContext
+def sweep(cfg: DictConfig, overrides: Sequence[str]) -> dict:
+    """The whole sweep: ``cfg`` is sweep.yaml composed with ``overrides`` (the hydra node included)."""
+    refuse_sweep_syntax(overrides)
+    grid = load_grid(cfg.grid)
+    composer = Composer()
+    all_groups, needs = dependencies.resolve(groups(grid, passthrough(overrides)), composer)
+    retry = bool(cfg.retry_failed)
+    plan = make_plan(all_groups, needs, composer, retry_failed=retry)
 
-    from .sweeper import GridSweeper
+    if cfg.dry_run:
+        print(dry_run_report(grid.name, plan, cfg.throughput or DEFAULT_THROUGHPUT), flush=True)
+        return {"grid": grid.name, "dry_run": True, "counts": plan.counts(), "plan": plan}
 
-    hydra_cfg = HydraConfig.get()
-    full = OmegaConf.create({**OmegaConf.to_container(cfg, resolve=False),
-                             "hydra": OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True)})
-    context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(full))
-    sweeper = GridSweeper()
-    sweeper.setup(hydra_context=context, task_function=sweep_job, config=full)
-    return sweeper.sweep(arguments=list(hydra_cfg.overrides.task))
+    records = Path(str(cfg.results_dir)) / "sweeps" / grid.name
+    log.info("sweep %s: %d runs, %s", grid.name, len(plan.unique()), describe_counts(plan.counts()))
+    progress = Progress(sum(n for s, n in plan.counts().items() if s not in ("done", "failed")),
+                        name=f"sweep {grid.name}")
+    launcher, attempted, errors = None, set(), {}
+    launched = returned = 0
+    try:
+        # A wave is every run that is ready; the runs it unblocks (RTE after its MNLI run) make the next.
+        while todo := [r for r in plan.todo() if r.directory not in attempted]:
+            launcher = launcher or WaveLauncher(cfg)
+            chunk = cfg.max_runs_per_wave or len(todo)
+            for start in range(0, len(todo), chunk):
+                wave = todo[start:start + chunk]
+                launched += len(wave)
+                returned += launcher.launch(wave, progress, errors)
+                attempted |= {r.directory for r in wave}
+            plan = make_plan(all_groups, needs, composer, retry_failed=retry, attempted=attempted, errors=errors)
+            write_records(records, plan)
+    finally:
+        progress.close()
+    paths = write_records(records, plan)
+    log.info("sweep %s finished: launched %d runs; %s; records in %s", grid.name, launched,
+             describe_counts(plan.counts()), paths["choices"].parent)
+    for r in plan.unique():
+        if r.state in ("blocked", "pending", "error"):
+            log.warning("  %s: %s (%s)", r.state, r.label(), r.reason)
+    return {"grid": grid.name, "dry_run": False, "launched": launched, "returned": returned,
+            "counts": plan.counts(), "plan": plan, "records": {k: str(v) for k, v in paths.items()}}
+
+
+def refuse_sweep_syntax(overrides: Sequence[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            raise GridError(f"{override.input_line!r}: sweep.py takes its search space from the grid "
+                            "(configs/grid/); put several values there, e.g. grid.lr=[1e-4,5e-4]")
 
 
 def main() -> None:
     """sweep.py: Hydra's own command line (overrides, --cfg job, --info, -h ...)."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
 
-    hydra.main(config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG, version_base=None)(sweep_job)()
+    @hydra.main(config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG, version_base=None)
+    def sweep_app(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        with_hydra = OmegaConf.create({**OmegaConf.to_container(cfg, resolve=False),
+                                       "hydra": OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True)})
+        sweep(with_hydra, list(hydra_cfg.overrides.task))
+
+    sweep_app()
+
+
+@contextmanager
+def sweep_config(overrides: Sequence[str] = ()) -> Iterator[DictConfig]:
+    """sweep.yaml composed with ``overrides``, its hydra node included, as ``python sweep.py`` sees it;
+    Hydra stays initialised (the launchers compose the jobs' configs) until the block ends."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), job_name="sweep", version_base=None):
+        cfg = compose(SWEEP_CONFIG, overrides=list(overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        yield cfg
 
 
 def run_sweep(overrides: Sequence[str] = ()) -> dict:
     """What ``python sweep.py <overrides>`` does, in this process; returns the sweep's summary
     (grid, counts, launched, plan, records). Errors propagate (no sys.exit)."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    hydra_app = Hydra.create_main_hydra2(task_name="sweep",
-                                         config_search_path=create_config_search_path(f"file://{CONFIG_DIR}"))
-    try:
-        return hydra_app.run(config_name=SWEEP_CONFIG, task_function=sweep_job,
-                             overrides=list(overrides)).return_value
-    finally:
-        GlobalHydra.instance().clear()
+    with sweep_config(overrides) as cfg:
+        return sweep(cfg, overrides)

@@ -1,6 +1,6 @@
 """The task function a Hydra launcher runs for each job: training.run.run on the job's config.
 
-The job's config is composed from train.yaml with the job's overrides (the sweeper points the
+The job's config is composed from train.yaml with the job's overrides (the sweep points the
 launcher at it), i.e. exactly what ``python train.py <overrides>`` runs, so the run directory is
 the same. The object is pickled to the workers (joblib, submitit): keep it plain.
 

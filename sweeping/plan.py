@@ -4,7 +4,7 @@ States: ``done`` / ``failed`` (finished: metrics.json is there), ``todo`` (can b
 ``blocked`` (waits for an MNLI run or the MNLI choice), ``pending`` (a replication seed whose setting
 the search has not chosen yet), ``error`` (launched in this sweep, ended without metrics.json).
 
-The sweeper plans, launches every ``todo`` run as one wave, and plans again until nothing is left to
+The sweep (sweeping/cli.py) plans, launches every ``todo`` run as one wave, and plans again until nothing is left to
 launch: MNLI and independent searches first, then their replications with the dependent searches,
 then the dependent replications. A re-run of the same sweep plans the same runs (a run's identity
 is its configuration) and launches only those without a finished metrics.json; failed runs come

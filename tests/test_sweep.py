@@ -294,22 +294,25 @@ def test_gpu_pool_gives_each_job_its_own_gpu(tmp_path):
     (["hydra/launcher=submitit_slurm"], lambda l: type(l).__name__ == "SlurmLauncher"),
     ([], lambda l: type(l).__name__ == "BasicLauncher"),
 ])
-def test_launchers_from_the_command_line(launcher, expect, tmp_path, monkeypatch):
+def test_launchers_from_the_command_line(launcher, expect, tmp_path):
     """Hydra's launcher plugins, chosen by hydra/launcher, get train.yaml as the jobs' primary config."""
-    from sweeping import sweeper as sweeper_module
-    from sweeping.cli import run_sweep
+    from sweeping.cli import sweep_config
+    from sweeping.launch import WaveLauncher
 
-    made = {}
+    with sweep_config(["grid=smoke", f"results_dir={tmp_path}", *launcher]) as cfg:
+        made = WaveLauncher(cfg).launcher
+    assert expect(made)
+    assert made.config.hydra.job.config_name == "train"
+    assert str(made.config.hydra.sweep.dir) == f"{tmp_path}/sweeps/smoke"
 
-    def sweep(self, arguments):
-        made["launcher"] = self.make_launcher()
-        return {}
 
-    monkeypatch.setattr(sweeper_module.GridSweeper, "sweep", sweep)
-    run_sweep(["grid=smoke", f"results_dir={tmp_path}", *launcher])
-    assert expect(made["launcher"])
-    assert made["launcher"].config.hydra.job.config_name == "train"
-    assert str(made["launcher"].config.hydra.sweep.dir) == f"{tmp_path}/sweeps/smoke/jobs"
+def test_the_sweep_uses_no_private_hydra_api_and_leaves_pythonpath_alone():
+    """Launchers through Hydra's public plugin interface; jobs import the installed package."""
+    import sweeping
+
+    for source in Path(sweeping.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        assert "hydra._internal" not in text and "PYTHONPATH" not in text, source.name
 
 
 def test_progress_lines(tmp_path, caplog):

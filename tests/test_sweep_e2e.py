@@ -159,7 +159,7 @@ def test_smoke_sweep_through_submitit_local(tmp_path):
                          "hydra.launcher.timeout_min=10"])
     assert summary["launched"] == 12 and summary["counts"] == {"done": 12}
     assert summary["returned"] == 12  # metrics dicts that came back through submitit's pickles
-    assert len(list((results / "sweeps" / "smoke" / "jobs" / ".submitit").iterdir())) >= 12
+    assert len(list((results / "sweeps" / "smoke" / ".submitit").iterdir())) >= 12
     check_mnli_dependency(results, check_choices(results))
 
 
@@ -223,6 +223,9 @@ def test_two_concurrent_sweeps_train_each_run_once(tmp_path):
               for _ in range(2)]
     outputs = [s.communicate(timeout=600) for s in sweeps]
     assert [s.returncode for s in sweeps] == [0, 0], outputs
+    for out, err in outputs:  # the sweep's own lines and Hydra's, none stamped [HYDRA]
+        assert "sweep smoke finished" in out + err and "[HYDRA]" not in out + err
+    assert not [p for p in tmp_path.rglob("*") if p.is_dir() and not any(p.iterdir())]  # no empty folders
     runs = finished_runs(tmp_path)
     assert len(runs) == 4  # mnli, rte × seeds 0, 1
     for run in runs:
