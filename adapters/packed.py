@@ -27,6 +27,7 @@ class TokenLayout:
     runs: int
     widest: int
     tokens: int
+    slot_token: torch.Tensor | None = None  # (runs * widest,) the token of each grid slot (padding: 0)
 
 
 _layout: TokenLayout | None = None
@@ -90,13 +91,15 @@ class PackedLayer(nn.Module):
     def _forward_tokens(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         """x: (T, d) tokens of all runs, member-major; the updates through a (runs, widest) grid."""
         scale = self.twin.base_scale()
-        if scale is None:
-            frozen = self.base(x)
-        else:
-            member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
-            frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
-            if self.base.bias is not None:
-                frozen = frozen + self.base.bias
+        if scale is None:  # the frozen matmul and the low-rank update as one autograd node
+            b, a, s = self.twin.scaled_factors()
+            inputs = self.dropout(x)
+            dropped = None if inputs is x else inputs.to(a.dtype)
+            return LowRankLinear.apply(x, dropped, self.base.weight, self.base.bias, b, a, s, layout)
+        member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
+        frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
+        if self.base.bias is not None:
+            frozen = frozen + self.base.bias
         b, a = self.twin.factors()
         inputs = self.dropout(x).to(a.dtype)
         if layout.runs == 1:  # the grid is the stream itself
@@ -106,6 +109,79 @@ class PackedLayer(nn.Module):
         update = torch.bmm(torch.bmm(grid.view(layout.runs, layout.widest, -1), a.mT), b.mT)
         update = update.reshape(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
         return frozen + update.to(frozen.dtype)
+
+
+class LowRankLinear(torch.autograd.Function):
+    """``y = x W0ᵀ + b + s·(x' A_kᵀ) B_kᵀ`` over a flat token stream (x' is x after the adapter's
+    dropout, A_k and B_k the factors of each token's run), written out forward and backward so that
+    a step launches as few kernels as the arithmetic needs: autograd over the same expression adds a
+    node per op, the scaling of B, transposes whose gradients must be copied back to the bank's
+    layout, and accumulations of x's gradient. W0 and b are frozen: no gradient is computed for them.
+
+    A lone run (one member) multiplies the stream directly (3 matmuls forward, 5 backward). A pack
+    scatters x' into a zero-padded (runs, widest) grid so that each run's tokens meet only its own
+    factors (a batched matmul; a diverged run's NaNs stay in its own rows) and gathers the update back.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, dropped, weight, bias, b, a, scale, layout):
+        inputs = x if dropped is None else dropped
+        y = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+        if layout.runs == 1:
+            h = inputs @ a[0].t()  # (T, r)
+            y = torch.addmm(y, h, b[0].t(), alpha=scale)
+            grid = None
+        else:
+            grid = inputs.new_zeros(layout.runs * layout.widest, inputs.shape[-1]).index_copy_(0, layout.grid_index, inputs)
+            grid = grid.view(layout.runs, layout.widest, -1)
+            h = torch.bmm(grid, a.mT)  # (runs, widest, r); zero rows at the padding
+            update = torch.baddbmm(h.new_empty(()), h, b.mT, beta=0, alpha=scale)
+            y = y + update.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+        ctx.save_for_backward(weight, b, a, inputs if grid is None else grid, h)
+        ctx.scale, ctx.layout, ctx.dropped = scale, layout, dropped is not None
+        return y
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        weight, b, a, inputs, h = ctx.saved_tensors
+        scale, layout = ctx.scale, ctx.layout
+        need_x, need_dropped, _, _, need_b, need_a = ctx.needs_input_grad[:6]
+        need_inputs = need_dropped or (need_x and not ctx.dropped)
+        gx = gdropped = gb = ga = None
+        if layout.runs == 1:
+            b0, a0 = b[0], a[0]
+            gh = torch.addmm(h, g, b0, beta=0, alpha=scale)  # s·g B: h only lends its shape (beta = 0)
+            if need_b:
+                gb = torch.addmm(b0, g.t(), h, beta=0, alpha=scale).unsqueeze(0)  # s·gᵀ h
+            if need_a:
+                ga = (gh.t() @ inputs).unsqueeze(0)
+            if need_x:
+                gx = g @ weight
+            if need_inputs:
+                if ctx.dropped:
+                    gdropped = gh @ a0
+                else:
+                    gx = torch.addmm(gx, gh, a0)
+        else:
+            # g on the grid: every slot reads a token (padding reads token 0); the padding rows of
+            # the saved grid and h are zero, so what the padding reads adds nothing to gA, gB
+            grid_g = g.index_select(0, layout.slot_token).view(layout.runs, layout.widest, -1)
+            gh = torch.baddbmm(h, grid_g, b, beta=0, alpha=scale)
+            if need_b:
+                gb = torch.baddbmm(b, grid_g.mT, h, beta=0, alpha=scale)
+            if need_a:
+                ga = torch.bmm(gh.mT, inputs)
+            if need_x:
+                gx = g @ weight
+            if need_inputs:
+                g_in = torch.bmm(gh, a).view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+                if ctx.dropped:
+                    gdropped = g_in
+                else:
+                    gx = gx + g_in
+        return gx, gdropped, None, None, gb, ga, None, None
 
 
 class PackedHead(nn.Module):

@@ -54,11 +54,14 @@ def flatten(batches: list[dict], device) -> FlatBatch:
     widest = int(per_member.max())
     in_member = np.arange(tokens) - member_starts[member]
     key_mask = np.arange(longest)[None, :] < lengths[:, None]
+    grid_index = member * widest + in_member
+    slot_token = np.zeros(len(batches) * widest, dtype=np.int64)  # a padding slot reads token 0
+    slot_token[grid_index] = np.arange(tokens)
     put = lambda a, dtype=torch.int64: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)  # noqa: E731
     return FlatBatch(input_ids=put(ids).view(-1, 1), positions=put(position + POSITION_OFFSET).view(-1, 1),
                      example=put(example), position=put(position), pad_index=put(example * longest + position),
                      key_mask=put(key_mask, torch.bool).view(examples, 1, 1, longest), starts=put(starts),
-                     layout=TokenLayout(put(member * widest + in_member), len(batches), widest, tokens),
+                     layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token)),
                      examples=examples, longest=longest)
 
 
