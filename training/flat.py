@@ -28,7 +28,8 @@ class FlatBatch:
     example: torch.Tensor  # (T,) example (member-major) of each token
     position: torch.Tensor  # (T,) position of each token in its sequence
     pad_index: torch.Tensor  # (T,) where each token sits in the (N, L_max) re-padded layout
-    key_mask: torch.Tensor  # (N, 1, 1, L_max) bool: real keys
+    slot_token: torch.Tensor  # (N * L_max,) the token each re-padded slot reads (padding: token 0)
+    key_mask: torch.Tensor  # (N, 1, 1, L_max) float: 0 on real keys, -inf on padding (added to scores)
     starts: torch.Tensor  # (N,) the <s> token of each sequence
     layout: TokenLayout
     examples: int
@@ -54,13 +55,17 @@ def flatten(batches: list[dict], device) -> FlatBatch:
     widest = int(per_member.max())
     in_member = np.arange(tokens) - member_starts[member]
     key_mask = np.arange(longest)[None, :] < lengths[:, None]
+    pad_index = example * longest + position
+    pad_slot_token = np.zeros(examples * longest, dtype=np.int64)
+    pad_slot_token[pad_index] = np.arange(tokens)
     grid_index = member * widest + in_member
     slot_token = np.zeros(len(batches) * widest, dtype=np.int64)  # a padding slot reads token 0
     slot_token[grid_index] = np.arange(tokens)
     put = lambda a, dtype=torch.int64: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)  # noqa: E731
     return FlatBatch(input_ids=put(ids).view(-1, 1), positions=put(position + POSITION_OFFSET).view(-1, 1),
-                     example=put(example), position=put(position), pad_index=put(example * longest + position),
-                     key_mask=put(key_mask, torch.bool).view(examples, 1, 1, longest), starts=put(starts),
+                     example=put(example), position=put(position), pad_index=put(pad_index),
+                     slot_token=put(pad_slot_token),
+                     key_mask=put(np.where(key_mask, 0.0, -np.inf), torch.float32).view(examples, 1, 1, longest), starts=put(starts),
                      layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token)),
                      examples=examples, longest=longest)
 
@@ -71,16 +76,38 @@ def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     return streams.mix(example_keys[flat.example] ^ positions[flat.position])
 
 
+class Repad(torch.autograd.Function):
+    """(T, 3d) projected tokens -> q, k, v of shape (N, heads, L_max, size), one gather each way.
+
+    Every slot of the re-padded layout reads a token (a padding slot reads token 0: any finite
+    value does, its key is masked and its query dropped), so the forward is one gather and needs no
+    zero fill. Backward reads each real token's slot of the three gradients and ignores the padding
+    slots: their gradients are zero (masked keys have probability 0, dropped queries receive none).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, flat, heads, size):
+        grid = qkv.index_select(0, flat.slot_token).view(flat.examples, flat.longest, 3, heads, size)
+        ctx.flat = flat
+        return grid.permute(2, 0, 3, 1, 4).unbind(0)
+
+    @staticmethod
+    def backward(ctx, gq, gk, gv):
+        flat = ctx.flat
+        grads = torch.stack([gq, gk, gv])  # (3, N, heads, L_max, size)
+        # the two index tensors are split by a slice, so their dimension comes first: (T, 3, heads, size)
+        return grads[:, flat.example, :, flat.position].flatten(1), None, None, None
+
+
 def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     """RoBERTa's layer over (T, d) tokens: the modules' own weights, attention re-padded per sequence."""
     attention = layer.attention.self
     heads, size = attention.num_attention_heads, attention.attention_head_size
     width = heads * size
 
-    # q, k and v re-padded together: (T, 3d) -> (N, L_max, 3, heads, size), one scatter
+    # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
     qkv = torch.cat([attention.query(x), attention.key(x), attention.value(x)], dim=-1)
-    grid = qkv.new_zeros(flat.examples * flat.longest, 3 * width).index_copy_(0, flat.pad_index, qkv)
-    q, k, v = grid.view(flat.examples, flat.longest, 3, heads, size).permute(2, 0, 3, 1, 4)
+    q, k, v = Repad.apply(qkv, flat, heads, size)
     context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
                                    dropout=attention.dropout.p if attention.training else 0.0)
     context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
