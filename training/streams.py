@@ -106,10 +106,46 @@ def coordinate_hashes(shape: tuple[int, ...], device) -> torch.Tensor:
 
 def keep_mask(rows: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
     """Which elements of a `shape` tensor dropout keeps, with probability 1 - p: one multiply-xorshift
-    round over (the row's key for this module) ^ (the coordinates' hash), compared to p·2³²."""
-    x = rows.view(-1, *([1] * (len(shape) - 1))) ^ coordinate_hashes(tuple(shape[1:]), rows.device)
+    round over (the row's key for this module) ^ (the coordinates' hash), compared to p·2³².
+    `rows` may carry leading dimensions of its own (several modules' rows at once)."""
+    x = rows.view(*rows.shape, *([1] * (len(shape) - 1))) ^ coordinate_hashes(tuple(shape[1:]), rows.device)
     x = (x ^ (x >> 15)) * MULT & MASK32
     return x >= int(p * 2**32)
+
+
+GROUP_ELEMENTS = 2**26  # the most mask elements drawn at once (their int64 intermediates: 512 MiB)
+_token_sites: dict[int, tuple] = {}  # module key -> (feature shape, p) of its token-stream dropout, first use first
+
+
+def token_mask(module: int, shape: torch.Size, p: float) -> torch.Tensor:
+    """The scaled keep mask (1/(1 - p) where kept, else 0; float32) of a dropout over the tokens of a
+    flat batch. The masks of the modules seen at earlier steps with the same feature shape and p are
+    drawn together with this one, up to GROUP_ELEMENTS (one hash over a stacked key table instead of
+    one per module: the same numbers, a few kernels for many modules), and kept until their module
+    asks (the step's dropout sites of the same shape, e.g. hidden and adapter dropouts)."""
+    masks, done = _tables.setdefault("masks", {}), _tables.setdefault("masks_done", set())
+    mask = masks.pop(module, None)
+    done.add(module)
+    if mask is not None and mask.shape == shape:
+        return mask
+    signature = (tuple(shape[1:]), p)
+    module_rows(module, shape[0])  # registers the module in the key table
+    _token_sites[module] = signature
+    room = max(1, GROUP_ELEMENTS // max(1, shape.numel()))
+    group = [module] + [m for m, sig in _token_sites.items()
+                        if sig == signature and m not in done and m not in masks][:room - 1]
+    table = _tables["tokens"]
+    index = _group_index.get((tuple(group), str(table.device)))
+    if index is None:
+        index = _group_index[(tuple(group), str(table.device))] = torch.tensor(
+            [_modules[m] for m in group], dtype=torch.int64, device=table.device)
+    scaled = keep_mask(table.index_select(0, index), shape, p) * (1.0 / (1.0 - p))
+    for m, drawn in zip(group[1:], scaled[1:]):
+        masks[m] = drawn
+    return scaled[0]
+
+
+_group_index: dict[tuple, torch.Tensor] = {}
 
 
 class KeyedDropout(nn.Module):
@@ -124,6 +160,8 @@ class KeyedDropout(nn.Module):
             return x
         if _rows is None:
             return F.dropout(x, self.p, True)
+        if _tokens is not None and x.shape[0] == _tokens.shape[0]:
+            return x * token_mask(self.key, x.shape, self.p).to(x.dtype)
         keep = keep_mask(module_rows(self.key, x.shape[0]), x.shape, self.p)
         return x * (keep * (1.0 / (1.0 - self.p))).to(x.dtype)
 
