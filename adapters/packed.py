@@ -93,9 +93,10 @@ class PackedLayer(nn.Module):
         scale = self.twin.base_scale()
         if scale is None:  # the frozen matmul and the low-rank update as one autograd node
             b, a, s = self.twin.scaled_factors()
-            inputs = self.dropout(x)
+            mask = getattr(self.dropout, "scaled_mask", lambda _: None)(x)  # keyed dropout: the layer applies it
+            inputs = x if mask is not None else self.dropout(x)
             dropped = None if inputs is x else inputs.to(a.dtype)
-            return LowRankLinear.apply(x, dropped, self.base.weight, self.base.bias, b, a, s, layout)
+            return LowRankLinear.apply(x, dropped, mask, self.base.weight, self.base.bias, b, a, s, layout)
         member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
         frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
         if self.base.bias is not None:
@@ -118,6 +119,9 @@ class LowRankLinear(torch.autograd.Function):
     node per op, the scaling of B, transposes whose gradients must be copied back to the bank's
     layout, and accumulations of x's gradient. W0 and b are frozen: no gradient is computed for them.
 
+    The adapter's dropout comes in as a mask (keyed dropout: x' = x·mask, its gradient folded into
+    x's) or, for any other dropout, as x' itself (its gradient returned separately).
+
     A lone run (one member) multiplies the stream directly (3 matmuls forward, 5 backward). A pack
     scatters x' into a zero-padded (runs, widest) grid so that each run's tokens meet only its own
     factors (a batched matmul; a diverged run's NaNs stay in its own rows) and gathers the update back.
@@ -125,8 +129,10 @@ class LowRankLinear(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, dropped, weight, bias, b, a, scale, layout):
+    def forward(ctx, x, dropped, mask, weight, bias, b, a, scale, layout):
         inputs = x if dropped is None else dropped
+        if mask is not None:
+            inputs = (x * mask).to(a.dtype)
         y = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
         if layout.runs == 1:
             h = inputs @ a[0].t()  # (T, r)
@@ -138,16 +144,16 @@ class LowRankLinear(torch.autograd.Function):
             h = torch.bmm(grid, a.mT)  # (runs, widest, r); zero rows at the padding
             update = torch.baddbmm(h.new_empty(()), h, b.mT, beta=0, alpha=scale)
             y = y + update.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
-        ctx.save_for_backward(weight, b, a, inputs if grid is None else grid, h)
+        ctx.save_for_backward(weight, b, a, inputs if grid is None else grid, h, mask)
         ctx.scale, ctx.layout, ctx.dropped = scale, layout, dropped is not None
         return y
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
-        weight, b, a, inputs, h = ctx.saved_tensors
+        weight, b, a, inputs, h, mask = ctx.saved_tensors
         scale, layout = ctx.scale, ctx.layout
-        need_x, need_dropped, _, _, need_b, need_a = ctx.needs_input_grad[:6]
+        need_x, need_dropped, _, _, _, need_b, need_a = ctx.needs_input_grad[:7]
         need_inputs = need_dropped or (need_x and not ctx.dropped)
         gx = gdropped = gb = ga = None
         if layout.runs == 1:
@@ -162,6 +168,8 @@ class LowRankLinear(torch.autograd.Function):
             if need_inputs:
                 if ctx.dropped:
                     gdropped = gh @ a0
+                elif mask is not None:
+                    gx = gx.addcmul_(mask, gh @ a0)
                 else:
                     gx = torch.addmm(gx, gh, a0)
         else:
@@ -179,9 +187,11 @@ class LowRankLinear(torch.autograd.Function):
                 g_in = torch.bmm(gh, a).view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
                 if ctx.dropped:
                     gdropped = g_in
+                elif mask is not None:
+                    gx = gx.addcmul_(mask, g_in)
                 else:
                     gx = gx + g_in
-        return gx, gdropped, None, None, gb, ga, None, None
+        return gx, gdropped, None, None, None, gb, ga, None, None
 
 
 class PackedHead(nn.Module):

@@ -136,7 +136,7 @@ def test_interrupted_pack_resumes_to_the_same_result(tiny_run, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("runs", [1, 3])
-@pytest.mark.parametrize("dropped", [False, True])
+@pytest.mark.parametrize("dropped", [False, True, "mask"])
 def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped):
     """The hand-written forward and backward of a packed adapted linear over a token stream (one run:
     plain matmuls; a pack: the zero-padded grid) give autograd's values and gradients."""
@@ -165,7 +165,8 @@ def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped
     g = torch.randn(tokens, d_out)
     want = reference()
     want_grads = torch.autograd.grad(want, (x, b, a), g)
-    got = LowRankLinear.apply(x, x * mask if dropped else None, weight, bias, b, a, scale, layout)
+    got = LowRankLinear.apply(x, x * mask if dropped is True else None, mask if dropped == "mask" else None,
+                              weight, bias, b, a, scale, layout)
     got_grads = torch.autograd.grad(got, (x, b, a), g)
     torch.testing.assert_close(got, want)
     for got_grad, want_grad in zip(got_grads, want_grads):

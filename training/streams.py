@@ -114,27 +114,31 @@ def keep_mask(rows: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
 
 
 GROUP_ELEMENTS = 2**26  # the most mask elements drawn at once (their int64 intermediates: 512 MiB)
-_token_sites: dict[int, tuple] = {}  # module key -> (feature shape, p) of its token-stream dropout, first use first
+_sites: dict[int, tuple] = {}  # module key -> (rows kind, rank, p) of its dropout input, first use first
+_group_index: dict[tuple, torch.Tensor] = {}  # a group's rows in the key table, on the device
 
 
-def token_mask(module: int, shape: torch.Size, p: float) -> torch.Tensor:
-    """The scaled keep mask (1/(1 - p) where kept, else 0; float32) of a dropout over the tokens of a
-    flat batch. The masks of the modules seen at earlier steps with the same feature shape and p are
-    drawn together with this one, up to GROUP_ELEMENTS (one hash over a stacked key table instead of
-    one per module: the same numbers, a few kernels for many modules), and kept until their module
-    asks (the step's dropout sites of the same shape, e.g. hidden and adapter dropouts)."""
+def scaled_keep_mask(module: int, shape: torch.Size, p: float) -> torch.Tensor:
+    """The scaled keep mask (1/(1 - p) where kept, else 0; float32) of one module's dropout input.
+
+    The modules seen at earlier steps whose input has the same kind of rows, rank and p (the hidden
+    and adapter dropouts over a flat batch's tokens; the attention probabilities of every layer)
+    draw their masks together with this one, up to GROUP_ELEMENTS: one hash over a stack of their
+    key rows instead of one per module. The masks are the same, each one a pure function of its
+    keys; they wait in the step's tables until their module asks (one that asks with another shape
+    than foreseen gets its own, drawn then)."""
     masks, done = _tables.setdefault("masks", {}), _tables.setdefault("masks_done", set())
     mask = masks.pop(module, None)
     done.add(module)
     if mask is not None and mask.shape == shape:
         return mask
-    signature = (tuple(shape[1:]), p)
     module_rows(module, shape[0])  # registers the module in the key table
-    _token_sites[module] = signature
+    kind = "tokens" if _tokens is not None and shape[0] == _tokens.shape[0] else "rows"
+    signature = _sites[module] = (kind, len(shape), p)
     room = max(1, GROUP_ELEMENTS // max(1, shape.numel()))
-    group = [module] + [m for m, sig in _token_sites.items()
+    group = [module] + [m for m, sig in _sites.items()
                         if sig == signature and m not in done and m not in masks][:room - 1]
-    table = _tables["tokens"]
+    table = _tables[kind]
     index = _group_index.get((tuple(group), str(table.device)))
     if index is None:
         index = _group_index[(tuple(group), str(table.device))] = torch.tensor(
@@ -145,9 +149,6 @@ def token_mask(module: int, shape: torch.Size, p: float) -> torch.Tensor:
     return scaled[0]
 
 
-_group_index: dict[tuple, torch.Tensor] = {}
-
-
 class KeyedDropout(nn.Module):
     """`nn.Dropout` whose mask comes from the rows' own streams (see the module docstring)."""
 
@@ -155,15 +156,20 @@ class KeyedDropout(nn.Module):
         super().__init__()
         self.p, self.name, self.key = p, name, name_key(name)
 
+    def scaled_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What `forward` multiplies x by (keep / (1 - p)) for an input over the tokens of a flat
+        batch, so that a fused layer can apply it and reuse it in its backward; None where forward
+        does something else (off, no keys, not the token stream)."""
+        if not self.training or self.p == 0 or _rows is None or _tokens is None or x.shape[0] != _tokens.shape[0]:
+            return None
+        return scaled_keep_mask(self.key, x.shape, self.p).to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         if _rows is None:
             return F.dropout(x, self.p, True)
-        if _tokens is not None and x.shape[0] == _tokens.shape[0]:
-            return x * token_mask(self.key, x.shape, self.p).to(x.dtype)
-        keep = keep_mask(module_rows(self.key, x.shape[0]), x.shape, self.p)
-        return x * (keep * (1.0 / (1.0 - self.p))).to(x.dtype)
+        return x * scaled_keep_mask(self.key, x.shape, self.p).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, name={self.name!r}"
