@@ -192,6 +192,12 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
+def active(model: nn.Module) -> bool:
+    """Whether any keyed dropout of `model` drops anything now (training, p > 0): if none does, a
+    step needs no keys at all."""
+    return model.training and any(isinstance(m, KeyedDropout) and m.p > 0 for m in model.modules())
+
+
 def _register() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
