@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adapters.packed import TokenLayout
+from adapters.packed import TokenLayout, project
 from training import streams
 
 POSITION_OFFSET = 2  # RoBERTa numbers real positions from padding_idx + 1
@@ -106,7 +106,7 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     width = heads * size
 
     # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
-    qkv = torch.cat([attention.query(x), attention.key(x), attention.value(x)], dim=-1)
+    qkv = project([attention.query, attention.key, attention.value], x)  # one node: adapters/packed.py
     q, k, v = Repad.apply(qkv, flat, heads, size)
     context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
                                    dropout=attention.dropout.p if attention.training else 0.0)
