@@ -10,6 +10,7 @@ members' own modules stay intact for saving and loading.
 from __future__ import annotations
 
 import copy
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -90,10 +91,8 @@ class PackedLayer(nn.Module):
 
     def _forward_tokens(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         """x: (T, d) tokens of all runs, member-major; the updates through a (runs, widest) grid."""
-        parts = projection(self, x)
-        if parts is not None:  # the frozen matmul and the low-rank update as one autograd node
-            spec, tensors = parts
-            return LowRankLinear.apply(x, layout, (spec,), *tensors)
+        if _frozen(self) is not None:  # the frozen matmul and the low-rank update as one autograd node
+            return project([self], x)
         scale = self.twin.base_scale()
         member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
         frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
@@ -111,134 +110,139 @@ class PackedLayer(nn.Module):
 
 
 @dataclass(frozen=True)
-class Projection:
-    """How one linear of :class:`LowRankLinear` is applied (the tensors are passed apart)."""
-    adapted: bool  # False: the frozen linear alone
+class Update:
+    """Where and how one low-rank update of :class:`LowRankLinear` is applied (its tensors are
+    passed apart)."""
+    start: int  # its output columns: [start, start + width)
+    width: int
     scale: float = 1.0  # s of s·B A
     masked: bool = False  # the adapter's input is x·mask (keyed dropout)
     dropped: bool = False  # the adapter's input is given as is (any other dropout)
 
 
-def projection(module: nn.Module, x: torch.Tensor) -> tuple[Projection, list] | None:
-    """`module` (a frozen nn.Linear, or a PackedLayer whose frozen weight is unscaled) as a
-    :class:`LowRankLinear` projection of x and its tensors; None for anything else."""
-    if isinstance(module, nn.Linear) and not (module.weight.requires_grad or
-                                              (module.bias is not None and module.bias.requires_grad)):
-        return Projection(False), [module.weight, module.bias]
-    if not isinstance(module, PackedLayer) or module.twin.base_scale() is not None:
-        return None
-    b, a, s = module.twin.scaled_factors()
-    mask = getattr(module.dropout, "scaled_mask", lambda _: None)(x)  # keyed dropout: applied inside
-    inputs = x if mask is not None else module.dropout(x)
-    dropped = None if inputs is x else inputs.to(a.dtype)
-    return (Projection(True, s, mask is not None, dropped is not None),
-            [module.base.weight, module.base.bias, b, a, mask if mask is not None else dropped])
+def _frozen(module: nn.Module) -> nn.Linear | None:
+    """The frozen linear of `module`: itself (a frozen nn.Linear) or the unscaled base of a
+    PackedLayer; None for anything else."""
+    if isinstance(module, PackedLayer):
+        return module.base if module.twin.base_scale() is None else None
+    if isinstance(module, nn.Linear) and not any(p.requires_grad for p in module.parameters()):
+        return module
+    return None
+
+
+_concatenated: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _stacked_frozen(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The frozen weights (and biases) of `linears` as one matrix, so that one matmul computes them
+    all (each output column is the same dot product as alone): built once, kept as long as the first
+    weight lives, rebuilt if any of them changes in place."""
+    if len(linears) == 1:
+        return linears[0].weight, linears[0].bias
+    key = tuple((id(t), t._version) for m in linears for t in (m.weight, m.bias) if t is not None)
+    cached = _concatenated.get(linears[0])
+    if cached is None or cached[0] != key:
+        biases = [m.bias for m in linears]
+        bias = None if any(b is None for b in biases) else torch.cat(biases)
+        cached = (key, torch.cat([m.weight for m in linears]), bias)
+        _concatenated[linears[0]] = cached
+    return cached[1], cached[2]
 
 
 def project(modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """The outputs of `modules` over the same tokens x, side by side (q, k and v): one
-    :class:`LowRankLinear` node when each of them is a frozen linear or a packed adapter of an
-    unscaled frozen weight, else each module on its own and a concatenation."""
-    parts = [projection(m, x) for m in modules] if _layout is not None and x.shape[0] == _layout.tokens else [None]
-    if any(part is None for part in parts):
-        return torch.cat([m(x) for m in modules], dim=-1)
-    specs = tuple(spec for spec, _ in parts)
-    return LowRankLinear.apply(x, _layout, specs, *(t for _, tensors in parts for t in tensors))
+    """The outputs of `modules` over the same tokens x, side by side (q, k and v; or one adapted
+    linear): one :class:`LowRankLinear` node when each of them is a frozen linear or a packed adapter
+    of an unscaled frozen weight, else each module on its own and a concatenation."""
+    linears = [_frozen(m) for m in modules]
+    usable = _layout is not None and x.dim() == 2 and x.shape[0] == _layout.tokens and all(linears) and \
+        len({m.bias is None for m in linears}) == 1
+    if not usable:
+        return torch.cat([m(x) for m in modules], dim=-1) if len(modules) > 1 else modules[0](x)
+    updates, tensors, start = [], [], 0
+    for module, linear in zip(modules, linears):
+        width = linear.weight.shape[0]
+        if isinstance(module, PackedLayer):
+            b, a, s = module.twin.scaled_factors()
+            mask = getattr(module.dropout, "scaled_mask", lambda _: None)(x)  # keyed dropout: applied inside
+            inputs = x if mask is not None else module.dropout(x)
+            dropped = None if inputs is x else inputs.to(a.dtype)
+            updates.append(Update(start, width, s, mask is not None, dropped is not None))
+            tensors += [b, a, mask if mask is not None else dropped]
+        start += width
+    weight, bias = _stacked_frozen(linears)
+    return LowRankLinear.apply(x, _layout, tuple(updates), weight, bias, *tensors)
 
 
 class LowRankLinear(torch.autograd.Function):
-    """Linears over the same tokens x side by side, each ``y = x W0ᵀ + b`` or, adapted,
-    ``y = x W0ᵀ + b + s·(x' A_kᵀ) B_kᵀ`` (x' is x after the adapter's dropout, A_k and B_k the factors
-    of each token's run), written out forward and backward so that a step launches as few kernels as
-    the arithmetic needs: autograd over the same expressions adds a node per op, the scaling of B,
-    transposes whose gradients must be copied back to the bank's layout, a concatenation, and the
-    accumulations of x's gradient (here one chain of addmm). W0 and b are frozen: no gradient is
-    computed for them.
+    """Frozen linears over the same tokens x side by side, ``y = x W0ᵀ + b`` (their weights stacked:
+    one matmul), some of them adapted, ``+ s·(x' A_kᵀ) B_kᵀ`` on their columns (x' is x after the
+    adapter's dropout, A_k and B_k the factors of each token's run). Written out forward and backward
+    so that a step launches as few kernels as the arithmetic needs: autograd over the same
+    expressions adds a node per op, the scaling of B, transposes whose gradients must be copied back
+    to the bank's layout, a concatenation, and the accumulations of x's gradient (here one matmul
+    and one addmm per update). W0 and b are frozen: no gradient is computed for them.
 
     The adapter's dropout comes in as a mask (keyed dropout: x' = x·mask, its gradient folded into
     x's) or, for any other dropout, as x' itself (its gradient returned separately).
 
-    A lone run (one member) multiplies the stream directly (3 matmuls forward, 5 backward per
-    adapted linear). A pack scatters x' into a zero-padded (runs, widest) grid so that each run's
-    tokens meet only its own factors (a batched matmul; a diverged run's NaNs stay in its own rows)
-    and gathers the update back.
+    A lone run (one member) multiplies the stream directly (2 matmuls forward, 4 backward per
+    update). A pack scatters x' into a zero-padded (runs, widest) grid so that each run's tokens
+    meet only its own factors (a batched matmul; a diverged run's NaNs stay in its own rows) and
+    gathers the update back.
     """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, layout, specs, *tensors):
+    def forward(ctx, x, layout, updates, weight, bias, *tensors):
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        x_in = x.to(dtype)  # what autocast would give each matmul
-        parts, start, saved = [], 0, []
-        for spec in specs:
-            count = 5 if spec.adapted else 2
-            parts.append(tensors[start:start + count])
-            start += count
-        widths = [part[0].shape[0] for part in parts]
-        y = x.new_empty(x.shape[0], sum(widths), dtype=dtype)
-        column = 0
-        for spec, part, width in zip(specs, parts, widths):
-            out = y[:, column:column + width]
-            column += width
-            weight, bias = part[0].to(dtype), part[1]
-            if bias is None:
-                torch.mm(x_in, weight.t(), out=out)
-            else:
-                torch.addmm(bias.to(dtype), x_in, weight.t(), out=out)
-            if not spec.adapted:
-                saved += [weight]
-                continue
-            b, a, extra = part[2].to(dtype), part[3].to(dtype), part[4]
-            inputs = x_in if extra is None else (x * extra).to(dtype) if spec.masked else extra.to(dtype)
+        x_in, weight = x.to(dtype), weight.to(dtype)  # what autocast would give each matmul
+        y = x_in @ weight.t() if bias is None else torch.addmm(bias.to(dtype), x_in, weight.t())
+        saved = [weight]
+        for i, update in enumerate(updates):
+            b, a, extra = tensors[3 * i].to(dtype), tensors[3 * i + 1].to(dtype), tensors[3 * i + 2]
+            out = y[:, update.start:update.start + update.width]
+            inputs = x_in if extra is None else (x * extra).to(dtype) if update.masked else extra.to(dtype)
             if layout.runs == 1:
                 h = inputs @ a[0].t()  # (T, r)
-                out.addmm_(h, b[0].t(), alpha=spec.scale)
-                saved += [weight, b, a, inputs, h, extra if spec.masked else None]
+                out.addmm_(h, b[0].t(), alpha=update.scale)
+                saved += [b, a, inputs, h, extra if update.masked else None]
             else:
                 grid = inputs.new_zeros(layout.runs * layout.widest, inputs.shape[-1])
                 grid = grid.index_copy_(0, layout.grid_index, inputs).view(layout.runs, layout.widest, -1)
                 h = torch.bmm(grid, a.mT)  # (runs, widest, r); zero rows at the padding
-                update = torch.baddbmm(h.new_empty(()), h, b.mT, beta=0, alpha=spec.scale)
-                out += update.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
-                saved += [weight, b, a, grid, h, extra if spec.masked else None]
+                update_grid = torch.baddbmm(torch.empty((), dtype=h.dtype, device=h.device), h, b.mT,
+                                            beta=0, alpha=update.scale)
+                out += update_grid.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+                saved += [b, a, grid, h, extra if update.masked else None]
         ctx.save_for_backward(*saved)
-        ctx.specs, ctx.layout, ctx.widths = specs, layout, widths
+        ctx.updates, ctx.layout = updates, layout
         return y
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
-        saved, layout = list(ctx.saved_tensors), ctx.layout
-        needs = ctx.needs_input_grad[3:]
-        grads, gx, column, start = [], None, 0, 0
-        for spec, width in zip(ctx.specs, ctx.widths):
-            gy = g[:, column:column + width]
-            column += width
-            weight = saved.pop(0)
-            if ctx.needs_input_grad[0]:  # x's gradient: one chain of addmm over the linears
-                gx = gy @ weight if gx is None else gx.addmm_(gy, weight)
-            if not spec.adapted:
-                grads += [None, None]
-                start += 2
-                continue
-            b, a, inputs, h, mask = saved[:5]
-            del saved[:5]
-            need_b, need_a, need_extra = needs[start + 2], needs[start + 3], needs[start + 4]
-            start += 5
+        weight, *saved = ctx.saved_tensors
+        layout, need_x = ctx.layout, ctx.needs_input_grad[0]
+        gx = g @ weight if need_x else None
+        grads = []
+        for i, update in enumerate(ctx.updates):
+            b, a, inputs, h, mask = saved[5 * i:5 * i + 5]
+            need_b, need_a, need_extra = ctx.needs_input_grad[5 + 3 * i:8 + 3 * i]
+            gy = g[:, update.start:update.start + update.width]
             gb = ga = gextra = None
-            need_inputs = (spec.dropped and need_extra) or (not spec.dropped and ctx.needs_input_grad[0])
+            need_inputs = need_extra if update.dropped else need_x
             if layout.runs == 1:
                 b0, a0 = b[0], a[0]
-                gh = torch.addmm(h, gy, b0, beta=0, alpha=spec.scale)  # s·g B: h only lends its shape (beta = 0)
+                gh = torch.addmm(h, gy, b0, beta=0, alpha=update.scale)  # s·g B: h only lends its shape (beta = 0)
                 if need_b:
-                    gb = torch.addmm(b0, gy.t(), h, beta=0, alpha=spec.scale).unsqueeze(0)  # s·gᵀ h
+                    gb = torch.addmm(b0, gy.t(), h, beta=0, alpha=update.scale).unsqueeze(0)  # s·gᵀ h
                 if need_a:
                     ga = (gh.t() @ inputs).unsqueeze(0)
                 if need_inputs:
-                    if spec.dropped:
+                    if update.dropped:
                         gextra = gh @ a0
-                    elif spec.masked:
+                    elif update.masked:
                         gx.addcmul_(mask, gh @ a0)
                     else:
                         gx.addmm_(gh, a0)
@@ -246,21 +250,21 @@ class LowRankLinear(torch.autograd.Function):
                 # g on the grid: every slot reads a token (padding reads token 0); the padding rows
                 # of the saved grid and h are zero, so what the padding reads adds nothing to gA, gB
                 grid_g = gy.index_select(0, layout.slot_token).view(layout.runs, layout.widest, -1)
-                gh = torch.baddbmm(h, grid_g, b, beta=0, alpha=spec.scale)
+                gh = torch.baddbmm(h, grid_g, b, beta=0, alpha=update.scale)
                 if need_b:
-                    gb = torch.baddbmm(b, grid_g.mT, h, beta=0, alpha=spec.scale)
+                    gb = torch.baddbmm(b, grid_g.mT, h, beta=0, alpha=update.scale)
                 if need_a:
                     ga = torch.bmm(gh.mT, inputs)
                 if need_inputs:
                     g_in = torch.bmm(gh, a).view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
-                    if spec.dropped:
+                    if update.dropped:
                         gextra = g_in
-                    elif spec.masked:
+                    elif update.masked:
                         gx.addcmul_(mask, g_in)
                     else:
                         gx += g_in
-            grads += [None, None, gb, ga, gextra]
-        return (gx, None, None, *grads)
+            grads += [gb, ga, gextra]
+        return (gx, None, None, None, None, *grads)
 
 
 class PackedHead(nn.Module):

@@ -140,7 +140,7 @@ def test_interrupted_pack_resumes_to_the_same_result(tiny_run, tmp_path, monkeyp
 def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped):
     """The hand-written forward and backward of a packed adapted linear over a token stream (one run:
     plain matmuls; a pack: the zero-padded grid) give autograd's values and gradients."""
-    from adapters.packed import LowRankLinear, Projection, TokenLayout
+    from adapters.packed import LowRankLinear, TokenLayout, Update
 
     torch.manual_seed(0)
     lengths, d_in, d_out, r, scale = [5, 2, 4][:runs], 6, 7, 3, 0.5
@@ -165,9 +165,9 @@ def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped
     g = torch.randn(tokens, d_out)
     want = reference()
     want_grads = torch.autograd.grad(want, (x, b, a), g)
-    spec = Projection(True, scale, masked=dropped == "mask", dropped=dropped is True)
+    update = Update(0, d_out, scale, masked=dropped == "mask", dropped=dropped is True)
     extra = x * mask if dropped is True else mask
-    got = LowRankLinear.apply(x, layout, (spec,), weight, bias, b, a, extra)
+    got = LowRankLinear.apply(x, layout, (update,), weight, bias, b, a, extra)
     got_grads = torch.autograd.grad(got, (x, b, a), g)
     torch.testing.assert_close(got, want)
     for got_grad, want_grad in zip(got_grads, want_grads):
