@@ -295,6 +295,7 @@ class PackedHead(nn.Module):
     def forward(self, features: torch.Tensor, **kwargs) -> torch.Tensor:
         if self.dropout is None:
             return self._linear(0, features[:, 0] if features.dim() == 3 else features)
-        x = self.dropout(features[:, 0, :])
+        # the <s> token; a (N, 1, d) input (the flat path) squeezed, whose gradient is a view, not a scatter
+        x = self.dropout(features.squeeze(1) if features.shape[1] == 1 else features[:, 0, :])
         x = torch.tanh(self._linear(0, x))
         return self._linear(1, self.dropout(x))

@@ -107,7 +107,8 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
-        (losses.sum() / group_size).backward()
+        total = losses.sum()
+        (total / group_size if group_size > 1 else total).backward()  # (÷1 would change nothing but add kernels)
         if step == group_start + group_size:  # the group's last batch
             bank.step(max_grad_norm)
         loss_sums += losses.detach()
