@@ -267,6 +267,27 @@ class LowRankLinear(torch.autograd.Function):
         return (gx, None, None, None, None, *grads)
 
 
+class BatchedLinear(torch.autograd.Function):
+    """K linears over K blocks of rows, ``y_k = x_k W_kᵀ + b_k``, with the weight's gradient computed
+    as ``g_kᵀ x_k``: already in the weight's (K, out, in) layout, where autograd's transpose of
+    ``x_kᵀ g_k`` would be copied twice more to get there."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.biased = bias is not None
+        return torch.bmm(x, weight.mT) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        return (torch.bmm(g, weight) if need_x else None, torch.bmm(g.mT, x) if need_weight else None,
+                g.sum(1) if need_bias and ctx.biased else None)
+
+
 class PackedHead(nn.Module):
     """K classification heads as batched matmuls: a single Linear, or RoBERTa's head (the <s> token,
     dropout, dense, tanh, dropout, out_proj)."""
@@ -289,7 +310,7 @@ class PackedHead(nn.Module):
     def _linear(self, i: int, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weights[i], self.biases[i]
         x = x.reshape(self.runs, -1, x.shape[-1]).to(weight.dtype)
-        y = torch.bmm(x, weight.mT) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight.mT)
+        y = BatchedLinear.apply(x, weight, bias)
         return y.reshape(-1, y.shape[-1])
 
     def forward(self, features: torch.Tensor, **kwargs) -> torch.Tensor:
