@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from adapters.packed import TokenLayout, project
 from training import streams
@@ -99,6 +100,48 @@ class Repad(torch.autograd.Function):
         return grads[:, flat.example, :, flat.position].flatten(1), None, None, None
 
 
+class FeedForward(torch.autograd.Function):
+    """RoBERTa's frozen feed-forward block over the tokens, ``LN(drop(gelu(x W1ᵀ + b1) W2ᵀ + b2) + x)``,
+    written out backward so that x's two gradients (through the block and the residual) come out
+    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, w1, b1, w2, b2, mask, norm_weight, norm_bias, eps):
+        h = torch.addmm(b1, x, w1.t()) if b1 is not None else x @ w1.t()
+        y = torch.addmm(b2, F.gelu(h), w2.t()) if b2 is not None else F.gelu(h) @ w2.t()
+        if mask is not None:
+            y = y * mask.to(y.dtype)
+        z = (y + x).float()  # LayerNorm runs in fp32 under autocast
+        out, mean, rstd = torch.native_layer_norm(z, (z.shape[-1],), norm_weight, norm_bias, eps)
+        ctx.save_for_backward(w1, w2, mask, h, z, mean, rstd, norm_weight, norm_bias)
+        return out
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        w1, w2, mask, h, z, mean, rstd, norm_weight, norm_bias = ctx.saved_tensors
+        gz = torch.ops.aten.native_layer_norm_backward(g, z, (z.shape[-1],), mean, rstd, norm_weight, norm_bias,
+                                                       [True, False, False])[0]
+        gy = gz if mask is None else gz * mask
+        gh = torch.ops.aten.gelu_backward(gy @ w2.to(gy.dtype), h)
+        return torch.addmm(gz.to(gh.dtype), gh, w1.to(gh.dtype)), None, None, None, None, None, None, None, None
+
+
+def feed_forward(layer, x: torch.Tensor) -> torch.Tensor:
+    """The layer's feed-forward block and residual LayerNorm: one FeedForward node where everything
+    in it is frozen, the activation is GELU and the dropout a keyed one (or off); else the modules."""
+    ffn, inner = layer.output, layer.intermediate
+    mask = getattr(ffn.dropout, "scaled_mask", lambda _: None)(x)
+    dropout_off = not ffn.dropout.training or getattr(ffn.dropout, "p", 0) == 0
+    act = getattr(inner.intermediate_act_fn, "act", None)
+    frozen = not any(p.requires_grad for m in (inner.dense, ffn.dense, ffn.LayerNorm) for p in m.parameters())
+    if frozen and act is F.gelu and (mask is not None or dropout_off) and isinstance(ffn.LayerNorm, torch.nn.LayerNorm):
+        return FeedForward.apply(x, inner.dense.weight, inner.dense.bias, ffn.dense.weight, ffn.dense.bias, mask,
+                                 ffn.LayerNorm.weight, ffn.LayerNorm.bias, ffn.LayerNorm.eps)
+    return ffn.LayerNorm(ffn.dropout(ffn.dense(inner(x))) + x)
+
+
 def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     """RoBERTa's layer over (T, d) tokens: the modules' own weights, attention re-padded per sequence."""
     attention = layer.attention.self
@@ -113,8 +156,7 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
     out = layer.attention.output
     x = out.LayerNorm(out.dropout(out.dense(context)) + x)
-    ffn = layer.output
-    return ffn.LayerNorm(ffn.dropout(ffn.dense(layer.intermediate(x))) + x)
+    return feed_forward(layer, x)
 
 
 def forward(model, flat: FlatBatch) -> torch.Tensor:
