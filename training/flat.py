@@ -10,7 +10,7 @@ The layout is built on the host with numpy (no device kernels), then copied once
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,6 +35,13 @@ class FlatBatch:
     layout: TokenLayout
     examples: int
     longest: int
+    cache: dict = field(default_factory=dict)  # what the layers derive from it once per step
+
+    def head_bias(self, heads: int) -> torch.Tensor:
+        """key_mask for every head, (N·heads, 1, L_max): what a batched matmul adds to the scores."""
+        if heads not in self.cache:
+            self.cache[heads] = self.key_mask.expand(-1, heads, -1, -1).reshape(-1, 1, self.longest)
+        return self.cache[heads]
 
     @property
     def tokens(self) -> int:
@@ -77,6 +84,18 @@ def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     return streams.mix(example_keys[flat.example] ^ positions[flat.position])
 
 
+_split_indices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _split_index(heads: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index tensors (3, 1, 1, 1) over q/k/v and (1, 1, heads, 1) over the heads, made once."""
+    key = (heads, str(device))
+    if key not in _split_indices:
+        _split_indices[key] = (torch.arange(3, device=device).view(3, 1, 1, 1),
+                               torch.arange(heads, device=device).view(1, 1, heads, 1))
+    return _split_indices[key]
+
+
 class Repad(torch.autograd.Function):
     """(T, 3d) projected tokens -> q, k, v of shape (N, heads, L_max, size), one gather each way.
 
@@ -88,9 +107,11 @@ class Repad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, flat, heads, size):
-        grid = qkv.index_select(0, flat.slot_token).view(flat.examples, flat.longest, 3, heads, size)
         ctx.flat = flat
-        return grid.permute(2, 0, 3, 1, 4).unbind(0)
+        which, head = _split_index(heads, qkv.device)
+        # (3, N, heads, L_max, size), contiguous: each of q, k, v is a plain (N·heads, L_max, size) batch
+        grid = qkv.view(-1, 3, heads, size)[flat.slot_token.view(1, flat.examples, 1, flat.longest), which, head]
+        return grid.unbind(0)
 
     @staticmethod
     def backward(ctx, gq, gk, gv):
@@ -142,6 +163,20 @@ def feed_forward(layer, x: torch.Tensor) -> torch.Tensor:
     return ffn.LayerNorm(ffn.dropout(ffn.dense(inner(x))) + x)
 
 
+def keyed_attention(attention, q, k, v, flat: FlatBatch) -> torch.Tensor:
+    """streams.attention's explicit softmax with keyed dropout on the probabilities, as batched
+    matmuls over (N·heads) contiguous blocks, the scaling and the key mask folded into the first
+    (the same numbers in fp32: autocast keeps streams.attention's order of roundings), and the
+    context read straight from the (N, heads, L_max, size) result for the real tokens: (T, d)."""
+    examples, heads, longest, size = q.shape
+    batch = examples * heads
+    weights = torch.baddbmm(flat.head_bias(heads), q.view(batch, longest, size), k.view(batch, longest, size).mT,
+                            alpha=attention.scaling)
+    probs = attention.dropout(F.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype).view(q.shape[:3] + (longest,)))
+    context = torch.bmm(probs.view(batch, longest, longest), v.view(batch, longest, size)).view(q.shape)
+    return context[flat.example, :, flat.position].flatten(1)
+
+
 def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     """RoBERTa's layer over (T, d) tokens: the modules' own weights, attention re-padded per sequence."""
     attention = layer.attention.self
@@ -151,9 +186,15 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
     qkv = project([attention.query, attention.key, attention.value], x)  # one node: adapters/packed.py
     q, k, v = Repad.apply(qkv, flat, heads, size)
-    context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
-                                   dropout=attention.dropout.p if attention.training else 0.0)
-    context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
+    dropout = attention.dropout.p if attention.training else 0.0
+    if not dropout:  # SDPA, as streams.attention calls it; the context read straight from its (N, heads, L_max, size) result
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=flat.key_mask, scale=attention.scaling)
+        context = context[flat.example, :, flat.position].flatten(1)
+    elif streams.keyed(attention.dropout) and not torch.is_autocast_enabled(x.device.type):
+        context = keyed_attention(attention, q, k, v, flat)
+    else:
+        context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling, dropout=dropout)
+        context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
     out = layer.attention.output
     x = out.LayerNorm(out.dropout(out.dense(context)) + x)
     return feed_forward(layer, x)

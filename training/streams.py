@@ -192,6 +192,11 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
+def keyed(module: nn.Module) -> bool:
+    """Whether `module` is a keyed dropout that has keys to draw from now."""
+    return isinstance(module, KeyedDropout) and _rows is not None
+
+
 def active(model: nn.Module) -> bool:
     """Whether any keyed dropout of `model` drops anything now (training, p > 0): if none does, a
     step needs no keys at all."""
