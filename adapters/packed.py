@@ -198,7 +198,7 @@ class LowRankLinear(torch.autograd.Function):
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         x_in, weight = x.to(dtype), weight.to(dtype)  # what autocast would give each matmul
         y = x_in @ weight.t() if bias is None else torch.addmm(bias.to(dtype), x_in, weight.t())
-        saved = [weight]
+        saved, shared_grid = [weight], None  # updates of x itself (no dropout) share its grid
         for i, update in enumerate(updates):
             b, a, extra = tensors[3 * i].to(dtype), tensors[3 * i + 1].to(dtype), tensors[3 * i + 2]
             out = y[:, update.start:update.start + update.width]
@@ -208,8 +208,11 @@ class LowRankLinear(torch.autograd.Function):
                 out.addmm_(h, b[0].t(), alpha=update.scale)
                 saved += [b, a, inputs, h, extra if update.masked else None]
             else:
-                grid = inputs.new_zeros(layout.runs * layout.widest, inputs.shape[-1])
-                grid = grid.index_copy_(0, layout.grid_index, inputs).view(layout.runs, layout.widest, -1)
+                grid = shared_grid if extra is None else None
+                if grid is None:
+                    grid = inputs.new_zeros(layout.runs * layout.widest, inputs.shape[-1])
+                    grid = grid.index_copy_(0, layout.grid_index, inputs).view(layout.runs, layout.widest, -1)
+                    shared_grid = grid if extra is None else shared_grid
                 h = torch.bmm(grid, a.mT)  # (runs, widest, r); zero rows at the padding
                 update_grid = torch.baddbmm(torch.empty((), dtype=h.dtype, device=h.device), h, b.mT,
                                             beta=0, alpha=update.scale)
@@ -225,7 +228,7 @@ class LowRankLinear(torch.autograd.Function):
         weight, *saved = ctx.saved_tensors
         layout, need_x = ctx.layout, ctx.needs_input_grad[0]
         gx = g @ weight if need_x else None
-        grads = []
+        grads, grid_g, grid_gx = [], None, None
         for i, update in enumerate(ctx.updates):
             b, a, inputs, h, mask = saved[5 * i:5 * i + 5]
             need_b, need_a, need_extra = ctx.needs_input_grad[5 + 3 * i:8 + 3 * i]
@@ -247,23 +250,28 @@ class LowRankLinear(torch.autograd.Function):
                     else:
                         gx.addmm_(gh, a0)
             else:
-                # g on the grid: every slot reads a token (padding reads token 0); the padding rows
-                # of the saved grid and h are zero, so what the padding reads adds nothing to gA, gB
-                grid_g = gy.index_select(0, layout.slot_token).view(layout.runs, layout.widest, -1)
-                gh = torch.baddbmm(h, grid_g, b, beta=0, alpha=update.scale)
+                # g on the grid (all columns at once): every slot reads a token (padding reads token
+                # 0); the padding rows of the saved grid and h are zero, so what the padding reads
+                # adds nothing to gA, gB
+                if grid_g is None:
+                    grid_g = g.index_select(0, layout.slot_token)
+                grid_gy = grid_g[:, update.start:update.start + update.width].view(layout.runs, layout.widest, -1)
+                gh = torch.baddbmm(h, grid_gy, b, beta=0, alpha=update.scale)
                 if need_b:
-                    gb = torch.baddbmm(b, grid_g.mT, h, beta=0, alpha=update.scale)
+                    gb = torch.baddbmm(b, grid_gy.mT, h, beta=0, alpha=update.scale)
                 if need_a:
                     ga = torch.bmm(gh.mT, inputs)
-                if need_inputs:
+                if need_inputs and not (update.dropped or update.masked):  # summed on the grid, gathered once
+                    grid_gx = torch.bmm(gh, a) if grid_gx is None else torch.baddbmm(grid_gx, gh, a)
+                elif need_inputs:
                     g_in = torch.bmm(gh, a).view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
                     if update.dropped:
                         gextra = g_in
-                    elif update.masked:
-                        gx.addcmul_(mask, g_in)
                     else:
-                        gx += g_in
+                        gx.addcmul_(mask, g_in)
             grads += [gb, ga, gextra]
+        if grid_gx is not None:
+            gx += grid_gx.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
         return (gx, None, None, None, None, *grads)
 
 
