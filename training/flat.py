@@ -97,7 +97,7 @@ def _split_index(heads: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Repad(torch.autograd.Function):
-    """(T, 3d) projected tokens -> q, k, v of shape (N, heads, L_max, size), one gather each way.
+    """(T, 3d) projected tokens -> q, k, v stacked, (3, N, heads, L_max, size), one gather each way.
 
     Every slot of the re-padded layout reads a token (a padding slot reads token 0: any finite
     value does, its key is masked and its query dropped), so the forward is one gather and needs no
@@ -110,13 +110,11 @@ class Repad(torch.autograd.Function):
         ctx.flat = flat
         which, head = _split_index(heads, qkv.device)
         # (3, N, heads, L_max, size), contiguous: each of q, k, v is a plain (N·heads, L_max, size) batch
-        grid = qkv.view(-1, 3, heads, size)[flat.slot_token.view(1, flat.examples, 1, flat.longest), which, head]
-        return grid.unbind(0)
+        return qkv.view(-1, 3, heads, size)[flat.slot_token.view(1, flat.examples, 1, flat.longest), which, head]
 
     @staticmethod
-    def backward(ctx, gq, gk, gv):
+    def backward(ctx, grads):
         flat = ctx.flat
-        grads = torch.stack([gq, gk, gv])  # (3, N, heads, L_max, size)
         # the two index tensors are split by a slice, so their dimension comes first: (T, 3, heads, size)
         return grads[:, flat.example, :, flat.position].flatten(1), None, None, None
 
@@ -163,17 +161,42 @@ def feed_forward(layer, x: torch.Tensor) -> torch.Tensor:
     return ffn.LayerNorm(ffn.dropout(ffn.dense(inner(x))) + x)
 
 
-def keyed_attention(attention, q, k, v, flat: FlatBatch) -> torch.Tensor:
-    """streams.attention's explicit softmax with keyed dropout on the probabilities, as batched
-    matmuls over (N·heads) contiguous blocks, the scaling and the key mask folded into the first
-    (the same numbers in fp32: autocast keeps streams.attention's order of roundings), and the
-    context read straight from the (N, heads, L_max, size) result for the real tokens: (T, d)."""
-    examples, heads, longest, size = q.shape
-    batch = examples * heads
-    weights = torch.baddbmm(flat.head_bias(heads), q.view(batch, longest, size), k.view(batch, longest, size).mT,
-                            alpha=attention.scaling)
-    probs = attention.dropout(F.softmax(weights, dim=-1, dtype=torch.float32).to(q.dtype).view(q.shape[:3] + (longest,)))
-    context = torch.bmm(probs.view(batch, longest, longest), v.view(batch, longest, size)).view(q.shape)
+class KeyedAttention(torch.autograd.Function):
+    """streams.attention's explicit softmax with keyed dropout on the probabilities, over the stacked
+    (3, N, heads, L_max, size) q, k, v of Repad, as batched matmuls over N·heads contiguous blocks
+    (the scaling and the key mask folded into the first: the same numbers in fp32). Written out
+    backward so that the gradients of q, k and v land in one stacked tensor (what Repad's backward
+    reads) and the scaling rides on the matmuls."""
+
+    @staticmethod
+    def forward(ctx, grid, bias, mask, scaling):
+        _, examples, heads, longest, size = grid.shape
+        q, k, v = grid.view(3, examples * heads, longest, size).unbind(0)
+        probs = F.softmax(torch.baddbmm(bias, q, k.mT, alpha=scaling), dim=-1, dtype=torch.float32).to(q.dtype)
+        dropped = probs * mask.view(probs.shape).to(probs.dtype)
+        ctx.save_for_backward(grid, probs, dropped, mask)
+        ctx.scaling = scaling
+        return torch.bmm(dropped, v).view(grid.shape[1:])
+
+    @staticmethod
+    def backward(ctx, g):
+        grid, probs, dropped, mask = ctx.saved_tensors
+        q, k, v = grid.view(3, -1, *grid.shape[3:]).unbind(0)
+        g = g.reshape(v.shape)
+        grads = torch.empty((3, *v.shape), dtype=g.dtype, device=g.device)
+        torch.bmm(dropped.mT, g, out=grads[2])
+        g_scores = torch.bmm(g, v.mT).mul_(mask.view(probs.shape))
+        g_scores = torch._softmax_backward_data(g_scores, probs, -1, probs.dtype)
+        grads[0].baddbmm_(g_scores, k, beta=0, alpha=ctx.scaling)  # (uninitialised, but beta = 0 ignores it)
+        grads[1].baddbmm_(g_scores.mT, q, beta=0, alpha=ctx.scaling)
+        return grads.view(grid.shape), None, None, None
+
+
+def keyed_attention(attention, grid: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
+    """The context (T, d) of the real tokens, read straight from KeyedAttention's (N, heads, L_max, size)."""
+    _, examples, heads, longest, _ = grid.shape
+    mask = attention.dropout.keyed_mask((examples, heads, longest, longest))
+    context = KeyedAttention.apply(grid, flat.head_bias(heads), mask, attention.scaling)
     return context[flat.example, :, flat.position].flatten(1)
 
 
@@ -185,14 +208,15 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
 
     # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
     qkv = project([attention.query, attention.key, attention.value], x)  # one node: adapters/packed.py
-    q, k, v = Repad.apply(qkv, flat, heads, size)
+    grid = Repad.apply(qkv, flat, heads, size)
     dropout = attention.dropout.p if attention.training else 0.0
     if not dropout:  # SDPA, as streams.attention calls it; the context read straight from its (N, heads, L_max, size) result
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=flat.key_mask, scale=attention.scaling)
+        context = F.scaled_dot_product_attention(*grid.unbind(0), attn_mask=flat.key_mask, scale=attention.scaling)
         context = context[flat.example, :, flat.position].flatten(1)
     elif streams.keyed(attention.dropout) and not torch.is_autocast_enabled(x.device.type):
-        context = keyed_attention(attention, q, k, v, flat)
+        context = keyed_attention(attention, grid, flat)
     else:
+        q, k, v = grid.unbind(0)
         context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling, dropout=dropout)
         context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
     out = layer.attention.output

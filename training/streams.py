@@ -164,6 +164,11 @@ class KeyedDropout(nn.Module):
             return None
         return scaled_keep_mask(self.key, x.shape, self.p).to(x.dtype)
 
+    def keyed_mask(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """What `forward` multiplies a `shape` input by while training with keys (see :func:`keyed`),
+        for a layer that applies it itself."""
+        return scaled_keep_mask(self.key, torch.Size(shape), self.p)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
