@@ -199,6 +199,13 @@ class LowRankLinear(torch.autograd.Function):
         x_in, weight = x.to(dtype), weight.to(dtype)  # what autocast would give each matmul
         y = x_in @ weight.t() if bias is None else torch.addmm(bias.to(dtype), x_in, weight.t())
         saved, shared_grid = [weight], None  # updates of x itself (no dropout) share its grid
+        # a pack's updates go to one (runs, widest, columns) grid when their columns are adjacent,
+        # gathered back to the tokens at once
+        low = min((u.start for u in updates), default=0)
+        high = max((u.start + u.width for u in updates), default=0)
+        together = layout.runs > 1 and sum(u.width for u in updates) == high - low
+        updates_grid = torch.empty(layout.runs, layout.widest, high - low, dtype=dtype, device=x.device) \
+            if together else None
         for i, update in enumerate(updates):
             b, a, extra = tensors[3 * i].to(dtype), tensors[3 * i + 1].to(dtype), tensors[3 * i + 2]
             out = y[:, update.start:update.start + update.width]
@@ -214,10 +221,16 @@ class LowRankLinear(torch.autograd.Function):
                     grid = grid.index_copy_(0, layout.grid_index, inputs).view(layout.runs, layout.widest, -1)
                     shared_grid = grid if extra is None else shared_grid
                 h = torch.bmm(grid, a.mT)  # (runs, widest, r); zero rows at the padding
-                update_grid = torch.baddbmm(torch.empty((), dtype=h.dtype, device=h.device), h, b.mT,
-                                            beta=0, alpha=update.scale)
-                out += update_grid.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+                nothing = torch.empty((), dtype=h.dtype, device=h.device)  # beta = 0: no input
+                if together:
+                    torch.baddbmm(nothing, h, b.mT, beta=0, alpha=update.scale,
+                                  out=updates_grid[:, :, update.start - low:update.start - low + update.width])
+                else:
+                    update_grid = torch.baddbmm(nothing, h, b.mT, beta=0, alpha=update.scale)
+                    out += update_grid.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
                 saved += [b, a, grid, h, extra if update.masked else None]
+        if together:
+            y[:, low:high].add_(updates_grid.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index))
         ctx.save_for_backward(*saved)
         ctx.updates, ctx.layout = updates, layout
         return y
@@ -227,7 +240,9 @@ class LowRankLinear(torch.autograd.Function):
     def backward(ctx, g):
         weight, *saved = ctx.saved_tensors
         layout, need_x = ctx.layout, ctx.needs_input_grad[0]
-        gx = g @ weight if need_x else None
+        # a pack whose updates are all of x itself: x's gradient starts from their gathered sum
+        deferred = need_x and layout.runs > 1 and not any(u.masked for u in ctx.updates)
+        gx = g @ weight if need_x and not deferred else None
         grads, grid_g, grid_gx = [], None, None
         for i, update in enumerate(ctx.updates):
             b, a, inputs, h, mask = saved[5 * i:5 * i + 5]
@@ -271,7 +286,10 @@ class LowRankLinear(torch.autograd.Function):
                         gx.addcmul_(mask, g_in)
             grads += [gb, ga, gextra]
         if grid_gx is not None:
-            gx += grid_gx.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+            gathered = grid_gx.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
+            gx = gathered.addmm_(g, weight) if deferred else gx.add_(gathered)
+        elif deferred:
+            gx = g @ weight
         return (gx, None, None, None, None, *grads)
 
 

@@ -85,13 +85,15 @@ def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
 
 
 _split_indices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+QVK = (0, 2, 1)  # where q, k and v sit among the projected columns (q, v, k)
 
 
 def _split_index(heads: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index tensors (3, 1, 1, 1) over q/k/v and (1, 1, heads, 1) over the heads, made once."""
+    """Index tensors (3, 1, 1, 1) picking q, k, v among the columns and (1, 1, heads, 1) over the heads,
+    made once."""
     key = (heads, str(device))
     if key not in _split_indices:
-        _split_indices[key] = (torch.arange(3, device=device).view(3, 1, 1, 1),
+        _split_indices[key] = (torch.tensor(QVK, device=device).view(3, 1, 1, 1),
                                torch.arange(heads, device=device).view(1, 1, heads, 1))
     return _split_indices[key]
 
@@ -115,8 +117,10 @@ class Repad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grads):
         flat = ctx.flat
-        # the two index tensors are split by a slice, so their dimension comes first: (T, 3, heads, size)
-        return grads[:, flat.example, :, flat.position].flatten(1), None, None, None
+        which, _ = _split_index(grads.shape[2], grads.device)
+        # (T, 3, heads, size), the three blocks in the order of the projected columns
+        # (QVK is its own inverse)
+        return grads[which.view(1, 3), flat.example[:, None], :, flat.position[:, None]].flatten(1), None, None, None
 
 
 class FeedForward(torch.autograd.Function):
@@ -207,8 +211,9 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     width = heads * size
 
     # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
-    qkv = project([attention.query, attention.key, attention.value], x)  # one node: adapters/packed.py
-    grid = Repad.apply(qkv, flat, heads, size)
+    # q, v, k: the adapted ones (LoRA's usual targets) side by side, so that a pack gathers their updates at once
+    qvk = project([attention.query, attention.value, attention.key], x)  # one node: adapters/packed.py
+    grid = Repad.apply(qvk, flat, heads, size)
     dropout = attention.dropout.p if attention.training else 0.0
     if not dropout:  # SDPA, as streams.attention calls it; the context read straight from its (N, heads, L_max, size) result
         context = F.scaled_dot_product_attention(*grid.unbind(0), attn_mask=flat.key_mask, scale=attention.scaling)
