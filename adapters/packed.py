@@ -201,8 +201,8 @@ class LowRankLinear(torch.autograd.Function):
         saved, shared_grid = [weight], None  # updates of x itself (no dropout) share its grid
         # a pack's updates go to one (runs, widest, columns) grid when their columns are adjacent,
         # gathered back to the tokens at once
-        low = min((u.start for u in updates), default=0)
-        high = max((u.start + u.width for u in updates), default=0)
+        low = min(u.start for u in updates) if updates else 0
+        high = max(u.start + u.width for u in updates) if updates else 0
         together = layout.runs > 1 and sum(u.width for u in updates) == high - low
         updates_grid = torch.empty(layout.runs, layout.widest, high - low, dtype=dtype, device=x.device) \
             if together else None

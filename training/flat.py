@@ -108,16 +108,15 @@ class Repad(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, qkv, flat, heads, size):
-        ctx.flat = flat
-        which, head = _split_index(heads, qkv.device)
+    def forward(ctx, qkv, flat, which, head):
+        heads, size = head.shape[2], qkv.shape[1] // (3 * head.shape[2])
+        ctx.flat, ctx.which = flat, which
         # (3, N, heads, L_max, size), contiguous: each of q, k, v is a plain (N·heads, L_max, size) batch
         return qkv.view(-1, 3, heads, size)[flat.slot_token.view(1, flat.examples, 1, flat.longest), which, head]
 
     @staticmethod
     def backward(ctx, grads):
-        flat = ctx.flat
-        which, _ = _split_index(grads.shape[2], grads.device)
+        flat, which = ctx.flat, ctx.which
         # (T, 3, heads, size), the three blocks in the order of the projected columns
         # (QVK is its own inverse)
         return grads[which.view(1, 3), flat.example[:, None], :, flat.position[:, None]].flatten(1), None, None, None
@@ -213,7 +212,7 @@ def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
     # q, v, k: the adapted ones (LoRA's usual targets) side by side, so that a pack gathers their updates at once
     qvk = project([attention.query, attention.value, attention.key], x)  # one node: adapters/packed.py
-    grid = Repad.apply(qvk, flat, heads, size)
+    grid = Repad.apply(qvk, flat, *_split_index(heads, x.device))
     dropout = attention.dropout.p if attention.training else 0.0
     if not dropout:  # SDPA, as streams.attention calls it; the context read straight from its (N, heads, L_max, size) result
         context = F.scaled_dot_product_attention(*grid.unbind(0), attn_mask=flat.key_mask, scale=attention.scaling)
