@@ -243,6 +243,10 @@ class LowRankLinear(torch.autograd.Function):
         # a pack whose updates are all of x itself: x's gradient starts from their gathered sum
         deferred = need_x and layout.runs > 1 and not any(u.masked for u in ctx.updates)
         gx = g @ weight if need_x and not deferred else None
+        # under autocast x's gradient is summed in fp32, as autograd sums its parts (in place, addmm_
+        # would round the running sum to bf16 at every step)
+        amp = torch.is_autocast_enabled(g.device.type)
+        gx = gx.float() if amp and gx is not None else gx
         grads, grid_g, grid_gx = [], None, None
         for i, update in enumerate(ctx.updates):
             b, a, inputs, h, mask = saved[5 * i:5 * i + 5]
@@ -262,6 +266,8 @@ class LowRankLinear(torch.autograd.Function):
                         gextra = gh @ a0
                     elif update.masked:
                         gx.addcmul_(mask, gh @ a0)
+                    elif amp:
+                        gx += gh @ a0
                     else:
                         gx.addmm_(gh, a0)
             else:
@@ -287,9 +293,12 @@ class LowRankLinear(torch.autograd.Function):
             grads += [gb, ga, gextra]
         if grid_gx is not None:
             gathered = grid_gx.view(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
-            gx = gathered.addmm_(g, weight) if deferred else gx.add_(gathered)
+            if not deferred:
+                gx.add_(gathered)
+            else:
+                gx = (g @ weight).float() + gathered if amp else gathered.addmm_(g, weight)
         elif deferred:
-            gx = g @ weight
+            gx = (g @ weight).float() if amp else g @ weight
         return (gx, None, None, None, None, *grads)
 
 
@@ -310,6 +319,7 @@ class BatchedLinear(torch.autograd.Function):
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad
+        x, weight = x.to(g.dtype), weight.to(g.dtype)  # (under autocast: the casts autocast makes)
         return (torch.bmm(g, weight) if need_x else None, torch.bmm(g.mT, x) if need_weight else None,
                 g.sum(1) if need_bias and ctx.biased else None)
 

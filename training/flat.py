@@ -147,6 +147,8 @@ class FeedForward(torch.autograd.Function):
                                                        [True, False, False])[0]
         gy = gz if mask is None else gz * mask
         gh = torch.ops.aten.gelu_backward(gy @ w2.to(gy.dtype), h)
+        if torch.is_autocast_enabled(g.device.type):  # the residual's gradient stays fp32, as autograd keeps it
+            return gz + gh @ w1.to(gh.dtype), None, None, None, None, None, None, None, None
         return torch.addmm(gz.to(gh.dtype), gh, w1.to(gh.dtype)), None, None, None, None, None, None, None, None
 
 
