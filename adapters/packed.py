@@ -139,7 +139,8 @@ def _stacked_frozen(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tenso
     weight lives, rebuilt if any of them changes in place."""
     if len(linears) == 1:
         return linears[0].weight, linears[0].bias
-    key = tuple((id(t), t._version) for m in linears for t in (m.weight, m.bias) if t is not None)
+    key = tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device)  # (moved or cast: other storage)
+                for m in linears for t in (m.weight, m.bias) if t is not None)
     cached = _concatenated.get(linears[0])
     if cached is None or cached[0] != key:
         biases = [m.bias for m in linears]
