@@ -98,6 +98,12 @@ class AdapterLayer(nn.Module):
         whatever scales ``W0`` (packs apply many runs' updates as two batched matmuls with it)."""
         raise NotImplementedError
 
+    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(B, A, s)`` with ``s · B A = s * dW``: :meth:`factors` with a scaling kept apart where
+        the method has one, so that a fused matmul applies it (``alpha``) instead of a kernel on B."""
+        b, a = self.factors()
+        return b, a, 1.0
+
     def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """:meth:`factors` if the layer is exactly a rank-r LoRA update of an unscaled ``W0``
         (PEFT-exportable), else ``None`` (SymLoRA with lambda != 1)."""

@@ -35,3 +35,6 @@ class LoRALayer(AdapterLayer):
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lora_B * self.scaling, self.lora_A
+
+    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return self.lora_B, self.lora_A, self.scaling

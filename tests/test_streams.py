@@ -32,3 +32,19 @@ def test_keyed_dropout_scales_what_it_keeps_and_is_off_in_eval():
         assert torch.equal(layer(x), y)  # a pure function of the keys
         layer.eval()
         assert torch.equal(layer(x), x)
+
+
+def test_token_masks_drawn_together_equal_each_drawn_alone():
+    """From the second step on, the token-stream dropouts of one shape draw their masks together:
+    the same masks as one module at a time."""
+    keys = streams.row_keys([0, 1], 1, 1, 3, "cpu")
+    tokens = streams.mix(torch.arange(11, dtype=torch.int64))
+    layers = [streams.KeyedDropout(0.25, f"layer{i}") for i in range(3)]
+    x = torch.randn(11, 5)
+    for _ in range(2):  # the first step registers the modules, the second groups them
+        with streams.rows(keys, tokens):
+            together = [layer(x) for layer in layers]
+    for layer, got in zip(layers, together):
+        with streams.rows(keys, tokens):
+            alone = streams.keep_mask(streams.module_rows(layer.key, 11), x.shape, 0.25)
+        assert torch.equal(got, x * (alone * (1.0 / 0.75)))

@@ -10,12 +10,13 @@ The layout is built on the host with numpy (no device kernels), then copied once
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from adapters.packed import TokenLayout
+from adapters.packed import TokenLayout, project
 from training import streams
 
 POSITION_OFFSET = 2  # RoBERTa numbers real positions from padding_idx + 1
@@ -28,11 +29,19 @@ class FlatBatch:
     example: torch.Tensor  # (T,) example (member-major) of each token
     position: torch.Tensor  # (T,) position of each token in its sequence
     pad_index: torch.Tensor  # (T,) where each token sits in the (N, L_max) re-padded layout
-    key_mask: torch.Tensor  # (N, 1, 1, L_max) bool: real keys
+    slot_token: torch.Tensor  # (N * L_max,) the token each re-padded slot reads (padding: token 0)
+    key_mask: torch.Tensor  # (N, 1, 1, L_max) float: 0 on real keys, -inf on padding (added to scores)
     starts: torch.Tensor  # (N,) the <s> token of each sequence
     layout: TokenLayout
     examples: int
     longest: int
+    cache: dict = field(default_factory=dict)  # what the layers derive from it once per step
+
+    def head_bias(self, heads: int) -> torch.Tensor:
+        """key_mask for every head, (N·heads, 1, L_max): what a batched matmul adds to the scores."""
+        if heads not in self.cache:
+            self.cache[heads] = self.key_mask.expand(-1, heads, -1, -1).reshape(-1, 1, self.longest)
+        return self.cache[heads]
 
     @property
     def tokens(self) -> int:
@@ -54,11 +63,18 @@ def flatten(batches: list[dict], device) -> FlatBatch:
     widest = int(per_member.max())
     in_member = np.arange(tokens) - member_starts[member]
     key_mask = np.arange(longest)[None, :] < lengths[:, None]
+    pad_index = example * longest + position
+    pad_slot_token = np.zeros(examples * longest, dtype=np.int64)
+    pad_slot_token[pad_index] = np.arange(tokens)
+    grid_index = member * widest + in_member
+    slot_token = np.zeros(len(batches) * widest, dtype=np.int64)  # a padding slot reads token 0
+    slot_token[grid_index] = np.arange(tokens)
     put = lambda a, dtype=torch.int64: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)  # noqa: E731
     return FlatBatch(input_ids=put(ids).view(-1, 1), positions=put(position + POSITION_OFFSET).view(-1, 1),
-                     example=put(example), position=put(position), pad_index=put(example * longest + position),
-                     key_mask=put(key_mask, torch.bool).view(examples, 1, 1, longest), starts=put(starts),
-                     layout=TokenLayout(put(member * widest + in_member), len(batches), widest, tokens),
+                     example=put(example), position=put(position), pad_index=put(pad_index),
+                     slot_token=put(pad_slot_token),
+                     key_mask=put(np.where(key_mask, 0.0, -np.inf), torch.float32).view(examples, 1, 1, longest), starts=put(starts),
+                     layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token)),
                      examples=examples, longest=longest)
 
 
@@ -68,23 +84,150 @@ def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     return streams.mix(example_keys[flat.example] ^ positions[flat.position])
 
 
+_split_indices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+QVK = (0, 2, 1)  # where q, k and v sit among the projected columns (q, v, k)
+
+
+def _split_index(heads: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index tensors (3, 1, 1, 1) picking q, k, v among the columns and (1, 1, heads, 1) over the heads,
+    made once."""
+    key = (heads, str(device))
+    if key not in _split_indices:
+        _split_indices[key] = (torch.tensor(QVK, device=device).view(3, 1, 1, 1),
+                               torch.arange(heads, device=device).view(1, 1, heads, 1))
+    return _split_indices[key]
+
+
+class Repad(torch.autograd.Function):
+    """(T, 3d) projected tokens -> q, k, v stacked, (3, N, heads, L_max, size), one gather each way.
+
+    Every slot of the re-padded layout reads a token (a padding slot reads token 0: any finite
+    value does, its key is masked and its query dropped), so the forward is one gather and needs no
+    zero fill. Backward reads each real token's slot of the three gradients and ignores the padding
+    slots: their gradients are zero (masked keys have probability 0, dropped queries receive none).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, flat, which, head):
+        heads, size = head.shape[2], qkv.shape[1] // (3 * head.shape[2])
+        ctx.flat, ctx.which = flat, which
+        # (3, N, heads, L_max, size), contiguous: each of q, k, v is a plain (N·heads, L_max, size) batch
+        return qkv.view(-1, 3, heads, size)[flat.slot_token.view(1, flat.examples, 1, flat.longest), which, head]
+
+    @staticmethod
+    def backward(ctx, grads):
+        flat, which = ctx.flat, ctx.which
+        # (T, 3, heads, size), the three blocks in the order of the projected columns
+        # (QVK is its own inverse)
+        return grads[which.view(1, 3), flat.example[:, None], :, flat.position[:, None]].flatten(1), None, None, None
+
+
+class FeedForward(torch.autograd.Function):
+    """RoBERTa's frozen feed-forward block over the tokens, ``LN(drop(gelu(x W1ᵀ + b1) W2ᵀ + b2) + x)``,
+    written out backward so that x's two gradients (through the block and the residual) come out
+    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, w1, b1, w2, b2, mask, norm_weight, norm_bias, eps):
+        h = torch.addmm(b1, x, w1.t()) if b1 is not None else x @ w1.t()
+        y = torch.addmm(b2, F.gelu(h), w2.t()) if b2 is not None else F.gelu(h) @ w2.t()
+        if mask is not None:
+            y = y * mask.to(y.dtype)
+        z = (y + x).float()  # LayerNorm runs in fp32 under autocast
+        out, mean, rstd = torch.native_layer_norm(z, (z.shape[-1],), norm_weight, norm_bias, eps)
+        ctx.save_for_backward(w1, w2, mask, h, z, mean, rstd, norm_weight, norm_bias)
+        return out
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g):
+        w1, w2, mask, h, z, mean, rstd, norm_weight, norm_bias = ctx.saved_tensors
+        gz = torch.ops.aten.native_layer_norm_backward(g, z, (z.shape[-1],), mean, rstd, norm_weight, norm_bias,
+                                                       [True, False, False])[0]
+        gy = gz if mask is None else gz * mask
+        gh = torch.ops.aten.gelu_backward(gy @ w2.to(gy.dtype), h)
+        if torch.is_autocast_enabled(g.device.type):  # the residual's gradient stays fp32, as autograd keeps it
+            return gz + gh @ w1.to(gh.dtype), None, None, None, None, None, None, None, None
+        return torch.addmm(gz.to(gh.dtype), gh, w1.to(gh.dtype)), None, None, None, None, None, None, None, None
+
+
+def feed_forward(layer, x: torch.Tensor) -> torch.Tensor:
+    """The layer's feed-forward block and residual LayerNorm: one FeedForward node where everything
+    in it is frozen, the activation is GELU and the dropout a keyed one (or off); else the modules."""
+    ffn, inner = layer.output, layer.intermediate
+    mask = getattr(ffn.dropout, "scaled_mask", lambda _: None)(x)
+    dropout_off = not ffn.dropout.training or getattr(ffn.dropout, "p", 0) == 0
+    act = getattr(inner.intermediate_act_fn, "act", None)
+    frozen = not any(p.requires_grad for m in (inner.dense, ffn.dense, ffn.LayerNorm) for p in m.parameters())
+    if frozen and act is F.gelu and (mask is not None or dropout_off) and isinstance(ffn.LayerNorm, torch.nn.LayerNorm):
+        return FeedForward.apply(x, inner.dense.weight, inner.dense.bias, ffn.dense.weight, ffn.dense.bias, mask,
+                                 ffn.LayerNorm.weight, ffn.LayerNorm.bias, ffn.LayerNorm.eps)
+    return ffn.LayerNorm(ffn.dropout(ffn.dense(inner(x))) + x)
+
+
+class KeyedAttention(torch.autograd.Function):
+    """streams.attention's explicit softmax with keyed dropout on the probabilities, over the stacked
+    (3, N, heads, L_max, size) q, k, v of Repad, as batched matmuls over N·heads contiguous blocks
+    (the scaling and the key mask folded into the first: the same numbers in fp32). Written out
+    backward so that the gradients of q, k and v land in one stacked tensor (what Repad's backward
+    reads) and the scaling rides on the matmuls."""
+
+    @staticmethod
+    def forward(ctx, grid, bias, mask, scaling):
+        _, examples, heads, longest, size = grid.shape
+        q, k, v = grid.view(3, examples * heads, longest, size).unbind(0)
+        probs = F.softmax(torch.baddbmm(bias, q, k.mT, alpha=scaling), dim=-1, dtype=torch.float32).to(q.dtype)
+        dropped = probs * mask.view(probs.shape).to(probs.dtype)
+        ctx.save_for_backward(grid, probs, dropped, mask)
+        ctx.scaling = scaling
+        return torch.bmm(dropped, v).view(grid.shape[1:])
+
+    @staticmethod
+    def backward(ctx, g):
+        grid, probs, dropped, mask = ctx.saved_tensors
+        q, k, v = grid.view(3, -1, *grid.shape[3:]).unbind(0)
+        g = g.reshape(v.shape)
+        grads = torch.empty((3, *v.shape), dtype=g.dtype, device=g.device)
+        torch.bmm(dropped.mT, g, out=grads[2])
+        g_scores = torch.bmm(g, v.mT).mul_(mask.view(probs.shape))
+        g_scores = torch._softmax_backward_data(g_scores, probs, -1, probs.dtype)
+        grads[0].baddbmm_(g_scores, k, beta=0, alpha=ctx.scaling)  # (uninitialised, but beta = 0 ignores it)
+        grads[1].baddbmm_(g_scores.mT, q, beta=0, alpha=ctx.scaling)
+        return grads.view(grid.shape), None, None, None
+
+
+def keyed_attention(attention, grid: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
+    """The context (T, d) of the real tokens, read straight from KeyedAttention's (N, heads, L_max, size)."""
+    _, examples, heads, longest, _ = grid.shape
+    mask = attention.dropout.keyed_mask((examples, heads, longest, longest))
+    context = KeyedAttention.apply(grid, flat.head_bias(heads), mask, attention.scaling)
+    return context[flat.example, :, flat.position].flatten(1)
+
+
 def encoder_layer(layer, x: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
     """RoBERTa's layer over (T, d) tokens: the modules' own weights, attention re-padded per sequence."""
     attention = layer.attention.self
     heads, size = attention.num_attention_heads, attention.attention_head_size
     width = heads * size
 
-    # q, k and v re-padded together: (T, 3d) -> (N, L_max, 3, heads, size), one scatter
-    qkv = torch.cat([attention.query(x), attention.key(x), attention.value(x)], dim=-1)
-    grid = qkv.new_zeros(flat.examples * flat.longest, 3 * width).index_copy_(0, flat.pad_index, qkv)
-    q, k, v = grid.view(flat.examples, flat.longest, 3, heads, size).permute(2, 0, 3, 1, 4)
-    context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling,
-                                   dropout=attention.dropout.p if attention.training else 0.0)
-    context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
+    # q, k and v re-padded together: (T, 3d) -> 3 × (N, heads, L_max, size), one gather
+    # q, v, k: the adapted ones (LoRA's usual targets) side by side, so that a pack gathers their updates at once
+    qvk = project([attention.query, attention.value, attention.key], x)  # one node: adapters/packed.py
+    grid = Repad.apply(qvk, flat, *_split_index(heads, x.device))
+    dropout = attention.dropout.p if attention.training else 0.0
+    if not dropout:  # SDPA, as streams.attention calls it; the context read straight from its (N, heads, L_max, size) result
+        context = F.scaled_dot_product_attention(*grid.unbind(0), attn_mask=flat.key_mask, scale=attention.scaling)
+        context = context[flat.example, :, flat.position].flatten(1)
+    elif streams.keyed(attention.dropout) and not torch.is_autocast_enabled(x.device.type):
+        context = keyed_attention(attention, grid, flat)
+    else:
+        q, k, v = grid.unbind(0)
+        context, _ = streams.attention(attention, q, k, v, flat.key_mask, scaling=attention.scaling, dropout=dropout)
+        context = context.reshape(flat.examples * flat.longest, width).index_select(0, flat.pad_index)
     out = layer.attention.output
     x = out.LayerNorm(out.dropout(out.dense(context)) + x)
-    ffn = layer.output
-    return ffn.LayerNorm(ffn.dropout(ffn.dense(layer.intermediate(x))) + x)
+    return feed_forward(layer, x)
 
 
 def forward(model, flat: FlatBatch) -> torch.Tensor:

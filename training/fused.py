@@ -61,6 +61,7 @@ class Bank:
         flags = torch.cat([torch.full((n,), float(d), device=device) for n, d in zip(sizes, decay)])
         self.weight_decay = column(weight_decays) * flags  # (K, P): per member, zero where not decayed
         self.live = torch.ones(self.runs, 1, dtype=torch.bool, device=device)
+        self._zero = torch.zeros((), device=device)  # what a failed member's gradient becomes (no per-step scalar)
         self.betas, self.eps = tuple(betas), eps
         self.total, self.warmup = total_steps, warmup_steps
         self.leaves: list[nn.Parameter] = []  # what training differentiates, in bank order
@@ -105,12 +106,12 @@ class Bank:
                           for leaf in self.leaves], dim=1)
         for leaf in self.leaves:
             leaf.grad = None
-        grad = torch.where(self.live, grad, 0.0)  # a failed member's NaNs stop here
+        grad = torch.where(self.live, grad, self._zero)  # a failed member's NaNs stop here
         if max_grad_norm:
             norm = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
             grad.mul_((max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
         lr = self.lr * self.factor(self.steps) * self.live
-        self.steps.add_(self.live.to(self.steps.dtype))
+        self.steps.add_(self.live)  # (bool: 1 for a live member)
         beta1, beta2 = self.betas
         self.data.mul_(1.0 - lr * self.weight_decay)
         self.exp_avg.lerp_(grad, 1.0 - beta1)

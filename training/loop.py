@@ -91,13 +91,15 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
     runs, seeds = len(members), [m.cfg.seed for m in members]
     loss_sums = torch.zeros(runs, device=device)
     examples, steps, start = 0, len(loaders[0]), time.perf_counter()
+    dropout = streams.active(model)
     for step, batches in enumerate(zip(*loaders), start=1):
         size = len(batches[0]["labels"])
         labels = torch.stack([b["labels"] for b in batches]).to(device, non_blocking=True)
-        keys = streams.row_keys(seeds, epoch, step, size, device)
+        keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
         if hasattr(model, "roberta"):
             batch = flat.flatten(batches, device)
-            with streams.rows(keys, flat.token_keys(keys, batch)), autocast(device, precision):
+            with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
+                    autocast(device, precision):
                 logits = flat_forward(model, batch)
         else:
             with streams.rows(keys):
@@ -105,7 +107,8 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
-        (losses.sum() / group_size).backward()
+        total = losses.sum()
+        (total / group_size if group_size > 1 else total).backward()  # (÷1 would change nothing but add kernels)
         if step == group_start + group_size:  # the group's last batch
             bank.step(max_grad_norm)
         loss_sums += losses.detach()

@@ -106,10 +106,47 @@ def coordinate_hashes(shape: tuple[int, ...], device) -> torch.Tensor:
 
 def keep_mask(rows: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
     """Which elements of a `shape` tensor dropout keeps, with probability 1 - p: one multiply-xorshift
-    round over (the row's key for this module) ^ (the coordinates' hash), compared to p·2³²."""
-    x = rows.view(-1, *([1] * (len(shape) - 1))) ^ coordinate_hashes(tuple(shape[1:]), rows.device)
+    round over (the row's key for this module) ^ (the coordinates' hash), compared to p·2³².
+    `rows` may carry leading dimensions of its own (several modules' rows at once)."""
+    x = rows.view(*rows.shape, *([1] * (len(shape) - 1))) ^ coordinate_hashes(tuple(shape[1:]), rows.device)
     x = (x ^ (x >> 15)) * MULT & MASK32
     return x >= int(p * 2**32)
+
+
+GROUP_ELEMENTS = 2**26  # the most mask elements drawn at once (their int64 intermediates: 512 MiB)
+_sites: dict[int, tuple] = {}  # module key -> (rows kind, rank, p) of its dropout input, first use first
+_group_index: dict[tuple, torch.Tensor] = {}  # a group's rows in the key table, on the device
+
+
+def scaled_keep_mask(module: int, shape: torch.Size, p: float) -> torch.Tensor:
+    """The scaled keep mask (1/(1 - p) where kept, else 0; float32) of one module's dropout input.
+
+    The modules seen at earlier steps whose input has the same kind of rows, rank and p (the hidden
+    and adapter dropouts over a flat batch's tokens; the attention probabilities of every layer)
+    draw their masks together with this one, up to GROUP_ELEMENTS: one hash over a stack of their
+    key rows instead of one per module. The masks are the same, each one a pure function of its
+    keys; they wait in the step's tables until their module asks (one that asks with another shape
+    than foreseen gets its own, drawn then)."""
+    masks, done = _tables.setdefault("masks", {}), _tables.setdefault("masks_done", set())
+    mask = masks.pop(module, None)
+    done.add(module)
+    if mask is not None and mask.shape == shape:
+        return mask
+    module_rows(module, shape[0])  # registers the module in the key table
+    kind = "tokens" if _tokens is not None and shape[0] == _tokens.shape[0] else "rows"
+    signature = _sites[module] = (kind, len(shape), p)
+    room = max(1, GROUP_ELEMENTS // max(1, shape.numel()))
+    group = [module] + [m for m, sig in _sites.items()
+                        if sig == signature and m not in done and m not in masks][:room - 1]
+    table = _tables[kind]
+    index = _group_index.get((tuple(group), str(table.device)))
+    if index is None:
+        index = _group_index[(tuple(group), str(table.device))] = torch.tensor(
+            [_modules[m] for m in group], dtype=torch.int64, device=table.device)
+    scaled = keep_mask(table.index_select(0, index), shape, p) * (1.0 / (1.0 - p))
+    for m, drawn in zip(group[1:], scaled[1:]):
+        masks[m] = drawn
+    return scaled[0]
 
 
 class KeyedDropout(nn.Module):
@@ -119,13 +156,25 @@ class KeyedDropout(nn.Module):
         super().__init__()
         self.p, self.name, self.key = p, name, name_key(name)
 
+    def scaled_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What `forward` multiplies x by (keep / (1 - p)) for an input over the tokens of a flat
+        batch, so that a fused layer can apply it and reuse it in its backward; None where forward
+        does something else (off, no keys, not the token stream)."""
+        if not self.training or self.p == 0 or _rows is None or _tokens is None or x.shape[0] != _tokens.shape[0]:
+            return None
+        return scaled_keep_mask(self.key, x.shape, self.p).to(x.dtype)
+
+    def keyed_mask(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """What `forward` multiplies a `shape` input by while training with keys (see :func:`keyed`),
+        for a layer that applies it itself."""
+        return scaled_keep_mask(self.key, torch.Size(shape), self.p)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         if _rows is None:
             return F.dropout(x, self.p, True)
-        keep = keep_mask(module_rows(self.key, x.shape[0]), x.shape, self.p)
-        return x * (keep * (1.0 / (1.0 - self.p))).to(x.dtype)
+        return x * scaled_keep_mask(self.key, x.shape, self.p).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, name={self.name!r}"
@@ -146,6 +195,17 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
             weights = weights + attention_mask
     probs = module.dropout(F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype))
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+def keyed(module: nn.Module) -> bool:
+    """Whether `module` is a keyed dropout that has keys to draw from now."""
+    return isinstance(module, KeyedDropout) and _rows is not None
+
+
+def active(model: nn.Module) -> bool:
+    """Whether any keyed dropout of `model` drops anything now (training, p > 0): if none does, a
+    step needs no keys at all."""
+    return model.training and any(isinstance(m, KeyedDropout) and m.p > 0 for m in model.modules())
 
 
 def _register() -> None:

@@ -1,0 +1,52 @@
+"""The padding-free token stream (training/flat.py, with the hand-written nodes of adapters/packed.py)
+computes what the padded model computes: the same logits and the same gradients, alone and packed."""
+import argparse
+
+import pytest
+import torch
+
+from benchmarks import throughput as T
+from training import flat
+from training.pack import concat_batches
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_token_stream_gives_the_padded_models_logits_and_gradients(runs):
+    torch.manual_seed(0)
+    config = T.model_config("tiny", 2, 0.0)
+    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0)
+    setup = T.Ours(config, args, torch.device("cpu"), runs, total=4)
+    with torch.no_grad():  # every factor non-zero, every member different
+        setup.bank.data.normal_(0.0, 0.2)
+    batches = [stream[0] for stream in setup.streams]
+    leaves = [leaf for leaf in setup.bank.leaves if leaf is not None]
+    weights = torch.randn(runs * args.batch_size, config.num_labels)
+
+    def outputs(logits):
+        return logits, torch.autograd.grad((logits * weights).sum(), leaves)
+
+    setup.net.train()
+    flat_logits, flat_grads = outputs(flat.forward(setup.net, flat.flatten(batches, torch.device("cpu"))))
+    padded = concat_batches(batches, pad_token_id=1)
+    padded_logits, padded_grads = outputs(setup.net(input_ids=padded["input_ids"],
+                                                    attention_mask=padded["attention_mask"]).logits)
+    torch.testing.assert_close(flat_logits, padded_logits, rtol=1e-5, atol=1e-6)
+    for got, want in zip(flat_grads, padded_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_keyed_attention_matches_autograd_over_the_same_expression():
+    torch.manual_seed(0)
+    examples, heads, longest, size, scaling = 3, 2, 5, 4, 0.5
+    grid = torch.randn(3, examples, heads, longest, size, requires_grad=True)
+    lengths = torch.tensor([5, 3, 1])
+    key_mask = torch.where(torch.arange(longest)[None, :] < lengths[:, None], 0.0, float("-inf"))
+    bias = key_mask.view(examples, 1, 1, longest).expand(-1, heads, -1, -1).reshape(-1, 1, longest)
+    mask = (torch.rand(examples, heads, longest, longest) > 0.2).float() / 0.8
+    q, k, v = grid.unbind(0)
+    scores = torch.matmul(q, k.transpose(2, 3)) * scaling + key_mask.view(examples, 1, 1, longest)
+    want = torch.matmul(torch.softmax(scores, dim=-1) * mask, v)
+    got = flat.KeyedAttention.apply(grid, bias, mask, scaling)
+    g = torch.randn_like(want)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, grid, g)[0], torch.autograd.grad(want, grid, g)[0])
