@@ -5,7 +5,8 @@
   that gives our logits.  Every layer must be a rank-r LoRA update of an unscaled ``W0``
   (``AdapterLayer.lora_factors``): LoRA, B-only, A-only, DeLoRA (``lora_B = s·B``, ``lora_A = Σ A``),
   SymLoRA while lambda is 1 (``lora_B = s·Q diag(Λ)``, ``lora_A = Qᵀ``).  The scaling is folded into
-  ``lora_B`` and ``lora_alpha = r``.  The head is saved as PEFT's ``modules_to_save``.
+  ``lora_B`` and ``lora_alpha = r``.  The head (with its extras, e.g. DistilBERT's ``pre_classifier``) is saved as
+  PEFT's ``modules_to_save``.
   Writing needs only json + safetensors: peft is *not* imported.
 - :func:`export_merged` saves the merged model with ``save_pretrained`` (any method, including
   SymLoRA with lambda != 1, bitfit and full fine-tuning).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .inject import adapter_layers, find_head
+from .inject import adapter_layers, find_head, head_modules, head_param_ids
 from .merge import merge
 
 
@@ -29,8 +30,9 @@ def export_peft(model: nn.Module, directory: str | Path,
     layers = list(adapter_layers(model))
     if not layers:
         raise ValueError("export_peft: model has no adapter layers; use export_merged")
-    head_name, head = find_head(model)
-    head_ids = set() if head is None else {id(p) for p in head.parameters()}
+    head_name, _ = find_head(model)
+    heads = head_modules(model)  # classifier/score and the architecture's extras (pre_classifier...)
+    head_ids = head_param_ids(model)
     owned = {id(p) for _, layer in layers for p in layer.parameters()}
     extra = [n for n, p in model.named_parameters()
              if p.requires_grad and id(p) not in head_ids and id(p) not in owned]
@@ -51,9 +53,9 @@ def export_peft(model: nn.Module, directory: str | Path,
         tensors[f"{prefix}.lora_B.weight"] = b.detach().cpu().contiguous().clone()
         ranks[name] = layer.rank
         dropouts.add(getattr(layer.dropout, "p", 0.0))
-    if head is not None:
-        for n, p in head.named_parameters():
-            tensors[f"base_model.model.{head_name}.{n}"] = p.detach().cpu().contiguous().clone()
+    for name, module in heads:
+        for n, p in module.named_parameters():
+            tensors[f"base_model.model.{name}.{n}"] = p.detach().cpu().contiguous().clone()
     r = max(set(ranks.values()), key=list(ranks.values()).count)
     pattern = {k: v for k, v in ranks.items() if v != r}
     config = {
@@ -71,7 +73,8 @@ def export_peft(model: nn.Module, directory: str | Path,
         "init_lora_weights": True,
         "use_rslora": False,
         "use_dora": False,
-        "modules_to_save": [head_name] if head_name is not None else None,
+        # every head module: the extras are random in the base checkpoint, PEFT must load ours
+        "modules_to_save": [name for name, _ in heads] or None,
         "inference_mode": True,
     }
     directory = Path(directory)

@@ -12,6 +12,7 @@ from .delora import DeLoRALayer
 from .lora import LoRALayer
 from .one_sided import OneSidedLoRALayer
 from .symlora import SymLoRALayer
+from .targets import architecture
 
 # method -> (layer factory, allowed options with their defaults)
 ADAPTER_METHODS = {
@@ -23,7 +24,8 @@ ADAPTER_METHODS = {
 }
 METHODS = tuple(ADAPTER_METHODS) + BASELINES
 HEAD_NAMES = ("classifier", "score")  # top-level head module of HF *ForSequenceClassification
-HEAD_PREFIX = "classifier."  # parameter-name prefix of the head of BERT/RoBERTa-family models
+HEAD_PREFIX = "classifier."  # the classifier's parameter-name prefix (BERT/RoBERTa family); the whole
+# head, extras included, is `head_prefixes(model)`
 META_ATTR = "_adapters_meta"
 
 
@@ -37,6 +39,30 @@ def find_head(model: nn.Module) -> tuple[str | None, nn.Module | None]:
         if module is not None:
             return name, module
     return None, None
+
+
+def head_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every top-level module of the classification head, ``(name, module)``: :func:`find_head`'s
+    first, then the architecture's ``head_extras`` (adapters/targets.py: DistilBERT's
+    ``pre_classifier``, DeBERTa-v2's ``pooler``), which are as fresh as the classifier and so must train,
+    be seeded, saved, loaded and exported with it.  Empty if the model has no head."""
+    name, head = find_head(model)
+    if head is None:
+        return []
+    known = architecture(getattr(getattr(model, "config", None), "model_type", None))
+    extras = [(n, model._modules[n]) for n in (known.head_extras if known else ())
+              if model._modules.get(n) is not None]
+    return [(name, head), *extras]
+
+
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Parameter-name prefixes of the head's modules (``"classifier."``, ``"pre_classifier."``...)."""
+    return tuple(f"{name}." for name, _ in head_modules(model))
+
+
+def head_param_ids(model: nn.Module) -> set[int]:
+    """``id`` of every parameter of the head's modules."""
+    return {id(p) for _, module in head_modules(model) for p in module.parameters()}
 
 
 def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
@@ -71,6 +97,7 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
     if getattr(model, META_ATTR, None) is not None or next(adapter_layers(model), None):
         raise RuntimeError("model already has adapters injected; build a fresh model")
     head_name, head = find_head(model)
+    heads = head_modules(model)
     if isinstance(targets, str):
         targets = (targets,)
     targets = tuple(targets)
@@ -85,10 +112,10 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(f"{method}: unknown option(s) {unknown}; known: {sorted(allowed)}")
-        head_prefix = None if head_name is None else head_name + "."
+        prefixes = head_prefixes(model)  # no adapter inside the head, which trains whole
         found = [(n, m) for n, m in model.named_modules()
                  if isinstance(m, nn.Linear) and _matches(n, targets)
-                 and not (head_prefix and n.startswith(head_prefix))]
+                 and n not in {name for name, _ in heads} and not n.startswith(prefixes)]
         if not found:
             raise ValueError(f"{method}: no nn.Linear module matches targets {targets}")
         for name, module in found:  # build all first: an error leaves the model untouched
@@ -100,8 +127,8 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         model.requires_grad_(False)
         for name, layer in layers.items():
             set_submodule(model, name, layer)  # the layer's own parameters are trainable
-    if head is not None:
-        head.requires_grad_(True)
+    for _, module in heads:  # the head and its extras: fresh weights, they train with every method
+        module.requires_grad_(True)
     meta = dict(method=method, rank=rank, alpha=float(rank if alpha is None else alpha),
                 targets=list(targets), dropout=dropout, seed=seed,
                 options={**ADAPTER_METHODS.get(method, (None, {}))[1], **options},
@@ -110,15 +137,10 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
     return list(layers)
 
 
-def _head_param_ids(model: nn.Module) -> set[int]:
-    _, head = find_head(model)
-    return set() if head is None else {id(p) for p in head.parameters()}
-
-
 def count_trainable(model: nn.Module) -> dict[str, int]:
     """Trainable parameters: ``adapter`` (everything trainable outside the head — the papers'
-    convention), ``head`` and ``with_head`` (their sum)."""
-    head_ids = _head_param_ids(model)
+    convention), ``head`` (all of :func:`head_modules`) and ``with_head`` (their sum)."""
+    head_ids = head_param_ids(model)
     adapter = head = 0
     for p in model.parameters():
         if p.requires_grad:

@@ -14,7 +14,7 @@ from torch import nn
 
 from .base import module_generator
 from .delora import DeLoRALayer
-from .inject import META_ATTR, adapter_layers, find_head, set_submodule
+from .inject import META_ATTR, adapter_layers, find_head, head_modules, set_submodule
 from .lora import LoRALayer
 
 
@@ -79,9 +79,9 @@ def lora_of_lora(model: nn.Module, lora_state, *, alpha: float | None = None,
     model.requires_grad_(False)
     for name, layer in layers.items():
         set_submodule(model, name, layer)
-    head_name, head = find_head(model)
-    if head is not None:
-        head.requires_grad_(True)
+    head_name, _ = find_head(model)
+    for _, module in head_modules(model):  # the head and its extras (DistilBERT's pre_classifier...)
+        module.requires_grad_(True)
     ranks = {l.rank for l in layers.values()}
     object.__setattr__(model, META_ATTR, dict(
         method="delora", lora_of_lora=True, rank=max(ranks), alpha=float(max(ranks)),

@@ -2,10 +2,12 @@
 
 - ``adapter_state_dict``: every tensor an adapter layer owns (trainable factors *and* frozen random
   factors, so a file is usable without the seed; SymLoRA's lambda) plus any other trainable
-  parameter outside the head (bitfit's biases, full fine-tuning's weights).  No head.  This is what
+  parameter outside the head (bitfit's biases, full fine-tuning's weights).  No head (none of
+  ``head_modules``: DistilBERT's ``pre_classifier`` is head, not adapter).  This is what
   an RTE / MRPC / STS-B run copies from the MNLI run.  Tensors are detached views (like
   ``state_dict``), not copies.
-- ``trainable_state_dict`` = adapter state + head parameters: what ``save_trainable`` writes.
+- ``trainable_state_dict`` = adapter state + the parameters of every head module (classifier and
+  extras): what ``save_trainable`` writes.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .inject import META_ATTR, adapter_layers, find_head
+from .inject import META_ATTR, adapter_layers, head_modules, head_param_ids
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -26,8 +28,7 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             for n, t in tensors:
                 if not n.startswith("base."):
                     state[f"{name}.{n}"] = t.detach()
-    head_name, head = find_head(model)
-    head_ids = set() if head is None else {id(p) for p in head.parameters()}
+    head_ids = head_param_ids(model)  # the head's extras too: they are head, not adapter
     for n, p in model.named_parameters():
         if p.requires_grad and id(p) not in head_ids and n not in state:
             state[n] = p.detach()
@@ -37,8 +38,7 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Adapter state plus the head's parameters."""
     state = adapter_state_dict(model)
-    head_name, head = find_head(model)
-    if head is not None:
+    for head_name, head in head_modules(model):
         for n, p in head.named_parameters():
             state[f"{head_name}.{n}"] = p.detach()
     return state

@@ -3,7 +3,10 @@
 Configs name the attention projections by role (`adapter.targets: [query, value]`, the LoRA paper's
 choice); each architecture calls them differently (RoBERTa `query`, DistilBERT `q_lin`, DeBERTa-v2
 `query_proj`, Llama `q_proj`). Names that are not roles (`dense`, `q_lin`) are module names and pass
-through unchanged. The same table says which config keys hold the model's dropout probabilities.
+through unchanged. The same table says which config keys hold the model's dropout probabilities, and which top-level
+modules besides `classifier`/`score` belong to the classification head (fresh weights, not in the
+pretrained checkpoint: they must train and be seeded like the classifier, adapters/inject.py
+`head_modules`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,10 @@ ROLES = ("query", "key", "value")
 class Architecture:
     projections: tuple[str, str, str]  # the module names of the query, key and value projections
     dropout_keys: tuple[str, ...]      # config keys set by model.dropout
+    # Top-level modules of the *ForSequenceClassification model, before `classifier`, that are part of
+    # its head (randomly initialised there, not pretrained). BERT's `pooler` lives inside `model.bert`
+    # and is pretrained: not one of them.
+    head_extras: tuple[str, ...] = ()
 
 
 BERT_LIKE = Architecture(("query", "key", "value"), ("hidden_dropout_prob", "attention_probs_dropout_prob"))
@@ -25,9 +32,12 @@ DECODER = Architecture(("q_proj", "k_proj", "v_proj"), ("attention_dropout",))
 ARCHITECTURES = {
     **dict.fromkeys(("roberta", "xlm-roberta", "camembert", "bert", "electra", "albert", "megatron-bert",
                      "roberta-prelayernorm", "data2vec-text", "ernie", "xmod"), BERT_LIKE),
-    "distilbert": Architecture(("q_lin", "k_lin", "v_lin"), ("dropout", "attention_dropout")),
+    # DistilBertForSequenceClassification: pre_classifier (Linear d→d), ReLU, dropout, classifier
+    "distilbert": Architecture(("q_lin", "k_lin", "v_lin"), ("dropout", "attention_dropout"),
+                               head_extras=("pre_classifier",)),
+    # DebertaV2ForSequenceClassification: pooler (ContextPooler: dropout, dense, activation), classifier
     "deberta-v2": Architecture(("query_proj", "key_proj", "value_proj"),
-                               ("hidden_dropout_prob", "attention_probs_dropout_prob")),
+                               ("hidden_dropout_prob", "attention_probs_dropout_prob"), head_extras=("pooler",)),
     "mpnet": Architecture(("q", "k", "v"), ("hidden_dropout_prob", "attention_probs_dropout_prob")),
     **dict.fromkeys(("llama", "mistral", "qwen2", "gemma"), DECODER),  # heads named `score`
 }

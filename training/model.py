@@ -27,6 +27,13 @@ def model_source(cfg: DictConfig) -> str:
     return str(local) if local.exists() else cfg.model.name_or_path
 
 
+def head_extras(cfg: DictConfig) -> tuple[str, ...]:
+    """The top-level head modules besides `classifier` of the run's architecture (adapters/targets.py),
+    read from its config alone (nothing built)."""
+    known = architecture(AutoConfig.from_pretrained(model_source(cfg)).model_type)
+    return known.head_extras if known else ()
+
+
 def build_tokenizer(cfg: DictConfig):
     return AutoTokenizer.from_pretrained(model_source(cfg))
 
@@ -50,6 +57,9 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
     else:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     init_head(model, seed=cfg.seed)
+    if init_state is not None:  # an earlier run's head, extras included, never carries over: seeded above
+        heads = adapters.head_prefixes(model)
+        init_state = {k: v for k, v in init_state.items() if not k.startswith(heads)}
 
     method = cfg.adapter.name
     options = dict(cfg.adapter.get("options") or {})
@@ -65,8 +75,9 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
         else:  # the Table 3 baseline: the MNLI LoRA kept frozen, only the new head trains
             adapters.inject(model, "lora", **shape)
             adapters.load_adapter_state(model, init_state)
+            heads = adapters.head_prefixes(model)  # the classifier and its extras (pre_classifier...)
             for name, parameter in model.named_parameters():
-                parameter.requires_grad_(name.startswith(adapters.HEAD_PREFIX))
+                parameter.requires_grad_(name.startswith(heads))
         return model
     adapters.inject(model, method, **shape, **options)
     if init_state is not None:
@@ -78,21 +89,26 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
 def init_head(model, seed: int) -> None:
     """Re-initialise the classification head from the run's seed, as Hugging Face initialises a Linear
     (normal with the config's initializer_range, zero bias), independently of how the backbone was made.
-    The head is `classifier` (BERT family) or `score` (decoders, whose Linear has no bias)."""
+    The head is `classifier` (BERT family) or `score` (decoders, whose Linear has no bias), then the
+    architecture's extra head modules (DistilBERT's `pre_classifier`, DeBERTa-v2's `pooler.dense`:
+    Linears that Hugging Face initialises the same way), drawn after it so the classifier's draw does
+    not depend on them."""
     generator = torch.Generator().manual_seed(seed)
     std = getattr(model.config, "initializer_range", 0.02)
-    name, head = adapters.find_head(model)
-    if head is None:
+    heads = adapters.head_modules(model)
+    if not heads:
         raise ValueError(f"{type(model).__name__} has no classification head named {' or '.join(adapters.HEAD_NAMES)}")
-    for module in head.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
-            if module.bias is not None:
-                module.bias.zero_()
+    for _, head in heads:
+        for module in head.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                if module.bias is not None:
+                    module.bias.zero_()
 
 
 def load_init_state(run_directory: Path) -> dict[str, torch.Tensor]:
-    """The adapter tensors (no head: its shape differs between tasks) of a finished run."""
+    """The adapter tensors (no classifier: its shape differs between tasks) of a finished run
+    (`build_model` drops the rest of the head: the architecture's extras)."""
     path = Path(run_directory) / "adapter.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"cannot start from {run_directory}: {path.name} is missing "

@@ -55,6 +55,10 @@ class Pack:
         """Take `model`'s adapter layers and head as a new member; its frozen linears are replaced by
         the shared backbone's (the first member's model *is* the backbone). Its dropouts become keyed
         ones (training/streams.py)."""
+        extras = [name for name, _ in adapters.head_modules(model)[1:]]
+        if self.members and extras:  # they would stay the first member's: refuse, never pack wrong
+            raise ValueError(f"runs whose head has modules besides {self.head_name} ({', '.join(extras)}) "
+                             "cannot be packed; train them one by one (training/run.py does)")
         streams.install(model)
         layers = dict(adapters.adapter_layers(model))
         if self.members:
@@ -86,8 +90,10 @@ class Pack:
 
     def use_pack(self, members: list[Member], bank: Bank) -> nn.Module:
         """Install the packed modules of `members` over `bank` (built once per bank: torch.compile
-        guards on module identity). Methods that train the backbone itself (bitfit, full: never
-        packed) train their own parameters instead."""
+        guards on module identity). A lone run whose trained parameters are not all in adapter layers
+        and the classifier trains its own parameters instead: methods that train the backbone itself
+        (bitfit, full: never packed) and heads with extra modules (DistilBERT's pre_classifier...:
+        never packed, `add`)."""
         first = members[0]
         owned = tuple(f"{name}." for name in first.layers) + (f"{self.head_name}.",)
         if not all(name.startswith(owned) for name in bank.names):

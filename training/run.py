@@ -29,7 +29,7 @@ from training.config import compose, resolved
 from training.data import RunData
 from training.fit import fit
 from training.loop import set_precision
-from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
+from training.model import FROM_LORA, build_model, build_tokenizer, head_extras, load_init_state, model_source
 from training.pack import Member, Pack
 from training.pack_rules import check_packable
 from training.schema import check_task_overrides, validate
@@ -51,7 +51,9 @@ class Interrupted(BaseException):
 
 
 def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list[dict]:
-    """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics."""
+    """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics.
+    Runs of a model whose head has modules besides the classifier (DistilBERT, DeBERTa-v2) train one
+    after another instead, each as a pack of one: a packed head holds only the classifier."""
     for cfg, overrides in jobs:
         check_task_overrides(cfg, overrides)
     cfgs = [resolved(cfg) for cfg, _ in jobs]
@@ -63,9 +65,17 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
     with rundir.lock_runs(directories), stop_on_sigterm():  # one process per run, whatever launched it
         todo = [i for i, (cfg, directory) in enumerate(zip(cfgs, directories)) if needs_training(cfg, directory)]
-        if todo:
+        groups = [todo] if todo else []
+        extras = head_extras(cfgs[0]) if len(todo) > 1 else ()
+        if extras:  # a packed head holds only the classifier: each run trains alone, as a pack of one
+            log.info("the head of %s has modules besides the classifier (%s) that a pack cannot share: "
+                     "its %d runs train one after another", cfgs[0].model.name_or_path, ", ".join(extras),
+                     len(todo))
+            groups = [[i] for i in todo]
+        if groups:
             try:
-                train_members(cfgs, directories, starts, todo, task)
+                for group in groups:
+                    train_members(cfgs, directories, starts, group, task)
             except Interrupted:
                 log.warning("SIGTERM: stopped %s; the same command resumes from the last finished epoch",
                             ", ".join(str(directories[i]) for i in todo))
