@@ -327,7 +327,8 @@ class BatchedLinear(torch.autograd.Function):
 
 class PackedHead(nn.Module):
     """K classification heads as batched matmuls: a single Linear, or RoBERTa's head (the <s> token,
-    dropout, dense, tanh, dropout, out_proj)."""
+    dropout, dense, tanh, dropout, out_proj). Only the `classifier` module: a head with other modules
+    (DistilBERT's pre_classifier, adapters/targets.py `head_extras`) is never packed (training/pack.py)."""
 
     def __init__(self, template: nn.Module, tensors: dict[str, torch.Tensor], runs: int):
         super().__init__()
