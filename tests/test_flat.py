@@ -50,3 +50,30 @@ def test_keyed_attention_matches_autograd_over_the_same_expression():
     g = torch.randn_like(want)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(torch.autograd.grad(got, grid, g)[0], torch.autograd.grad(want, grid, g)[0])
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_compiled_token_stream_gives_the_eager_logits_and_gradients(runs):
+    """compile=true traces flat.forward with its hand-written autograd nodes (dynamo must see through
+    them: a tensor cached inside one once broke it); aot_eager checks the trace without a C++ build."""
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    config = T.model_config("tiny", 2, 0.0)
+    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0)
+    setup = T.Ours(config, args, torch.device("cpu"), runs, total=4)
+    with torch.no_grad():
+        setup.bank.data.normal_(0.0, 0.2)
+    leaves = [leaf for leaf in setup.bank.leaves if leaf is not None]
+    compiled = torch.compile(flat.forward, backend="aot_eager", dynamic=True)
+    setup.net.train()
+    for step in range(2):  # two lengths: the dynamic trace is reused, not rebuilt per length
+        batch = flat.flatten([stream[step] for stream in setup.streams], torch.device("cpu"))
+        weights = torch.randn(runs * args.batch_size, config.num_labels)
+        results = []
+        for forward in (flat.forward, compiled):
+            logits = forward(setup.net, batch)
+            results.append((logits, torch.autograd.grad((logits * weights).sum(), leaves)))
+        (eager, eager_grads), (traced, traced_grads) = results
+        torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-6)
+        for got, want in zip(traced_grads, eager_grads):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
