@@ -57,4 +57,13 @@ class DeLoRALayer(AdapterLayer):
         return self.delora_B @ self.sigma_matrix() @ self.delora_A * self.scaling
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.delora_B * self.scaling, self.sigma_matrix() @ self.delora_A
+        return self.delora_B * self.scaling, self.sigma_A()
+
+    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return self.delora_B, self.sigma_A(), self.scaling  # (the scale goes to the fused matmul's alpha)
+
+    def sigma_A(self) -> torch.Tensor:
+        """Σ A, the trainable inner factor times the frozen A (a diagonal Σ scales A's rows)."""
+        if self.diagonal:
+            return self.delora_Sigma.unsqueeze(-1) * self.delora_A
+        return self.delora_Sigma @ self.delora_A
