@@ -29,6 +29,7 @@ class TokenLayout:
     widest: int
     tokens: int
     slot_token: torch.Tensor | None = None  # (runs * widest,) the token of each grid slot (padding: 0)
+    member: torch.Tensor | None = None  # (T,) the run of each token
 
 
 _layout: TokenLayout | None = None
@@ -94,6 +95,8 @@ class PackedLayer(nn.Module):
         if _frozen(self) is not None:  # the frozen matmul and the low-rank update as one autograd node
             return project([self], x)
         scale = self.twin.base_scale()
+        if layout.member is not None:  # SymLoRA: λ_k·W0 x = W0 (λ_k x), so the same node takes λ_k x
+            return self._scaled_node(x, scale, layout)
         member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
         frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
         if self.base.bias is not None:
@@ -107,6 +110,18 @@ class PackedLayer(nn.Module):
         update = torch.bmm(torch.bmm(grid.view(layout.runs, layout.widest, -1), a.mT), b.mT)
         update = update.reshape(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
         return frozen + update.to(frozen.dtype)
+
+
+    def _scaled_node(self, x: torch.Tensor, scale: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """``λ_k·(W0 x) + b + B_k A_k x'`` as one :class:`LowRankLinear` node over ``λ_k x`` (each token
+        scaled by its run's λ), the adapter's input ``x'`` (x after its dropout) given apart; λ's
+        gradient comes through the product with x."""
+        scale = scale.to(x.dtype)
+        scaled = x * (scale if layout.runs == 1 else scale[layout.member].unsqueeze(-1))
+        b, a, s = self.twin.scaled_factors()
+        update = Update(0, self.base.weight.shape[0], s, dropped=True)
+        return LowRankLinear.apply(scaled, layout, (update,), self.base.weight, self.base.bias, b, a,
+                                   self.dropout(x).to(a.dtype))
 
 
 @dataclass(frozen=True)

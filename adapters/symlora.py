@@ -49,3 +49,6 @@ class SymLoRALayer(AdapterLayer):
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:  # (batched over a leading dim too)
         return self.Q * self.Lambda.unsqueeze(-2) * self.scaling, self.Q.mT
+
+    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return self.Q * self.Lambda.unsqueeze(-2), self.Q.mT, self.scaling  # (s: the fused matmul's alpha)

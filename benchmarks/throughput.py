@@ -123,12 +123,13 @@ class Baseline(Setup):
 
 
 class Ours(Setup):
-    """The harness's training step over a pack of `runs` LoRA runs (a lone run is a pack of one)."""
+    """The harness's training step over a pack of `runs` runs of `args.method` (LoRA by default; a lone
+    run is a pack of one)."""
 
     def __init__(self, config, args, device, runs: int, total: int):
         self.label, self.runs, self.device = f"ours, pack of {runs}" if runs > 1 else "ours, 1 run", runs, device
         model = build(config, device)
-        adapters.inject(model, "lora", rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
+        adapters.inject(model, args.method, rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
         self.pack = Pack(model, "classifier")
         cfg = lambda k: SimpleNamespace(seed=k, lr=5e-4, optim=OPTIM)  # noqa: E731
         first = self.pack.add(cfg(0), None, model)
@@ -225,6 +226,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--batch-size", type=int, default=32, help="per run (16: the LoRA paper's MNLI and QQP)")
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--dropout", type=float, default=0.1, help="hidden, attention and adapter dropout")
+    parser.add_argument("--method", default="lora", choices=["lora", "symlora", "delora", "b_only"],
+                        help="our adapter (the baseline is PEFT's LoRA whatever this says)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alternation between the setups")
     parser.add_argument("--warmup", type=int, default=3)

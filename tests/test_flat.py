@@ -10,11 +10,13 @@ from training import flat
 from training.pack import concat_batches
 
 
+@pytest.mark.parametrize("method", ["lora", "symlora", "delora"])
 @pytest.mark.parametrize("runs", [1, 3])
-def test_token_stream_gives_the_padded_models_logits_and_gradients(runs):
+def test_token_stream_gives_the_padded_models_logits_and_gradients(runs, method):
+    """Random factors (and SymLoRA's λ far from 1) for every member."""
     torch.manual_seed(0)
     config = T.model_config("tiny", 2, 0.0)
-    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0)
+    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0, method=method)
     setup = T.Ours(config, args, torch.device("cpu"), runs, total=4)
     with torch.no_grad():  # every factor non-zero, every member different
         setup.bank.data.normal_(0.0, 0.2)
@@ -59,7 +61,7 @@ def test_compiled_token_stream_gives_the_eager_logits_and_gradients(runs):
     torch.manual_seed(0)
     torch._dynamo.reset()
     config = T.model_config("tiny", 2, 0.0)
-    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0)
+    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.0, method="lora")
     setup = T.Ours(config, args, torch.device("cpu"), runs, total=4)
     with torch.no_grad():
         setup.bank.data.normal_(0.0, 0.2)

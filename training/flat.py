@@ -74,7 +74,7 @@ def flatten(batches: list[dict], device) -> FlatBatch:
                      example=put(example), position=put(position), pad_index=put(pad_index),
                      slot_token=put(pad_slot_token),
                      key_mask=put(np.where(key_mask, 0.0, -np.inf), torch.float32).view(examples, 1, 1, longest), starts=put(starts),
-                     layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token)),
+                     layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token), put(member)),
                      examples=examples, longest=longest)
 
 
