@@ -31,7 +31,9 @@ def test_median_interval_from_order_statistics_by_hand():
     x = list(range(10))
     lo, hi, cov = st.median_interval(x)
     assert (lo, hi) == (1, 8) and cov == pytest.approx(1 - 2 * 11 / 1024)
-    assert 1 - 2 * stats.binom.cdf(2, 10, 0.5) < 0.95
+    # ... and [x(3), x(8)] is taken once the level asks no more than its 89.06% (the narrowest that reaches it)
+    lo, hi, cov = st.median_interval(x, level=0.89)
+    assert (lo, hi) == (2, 7) and cov == pytest.approx(1 - 2 * 56 / 1024)
     # 20 seeds: k = 6 (P(B <= 5) = 0.0207), k = 7 fails (P(B <= 6) = 0.0577)
     lo, hi, cov = st.median_interval(list(range(20)))
     assert (lo, hi) == (5, 14) and cov == pytest.approx(1 - 2 * stats.binom.cdf(5, 20, 0.5))
