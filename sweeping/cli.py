@@ -12,6 +12,7 @@ import this package as installed (``pip install -e .``), in whatever process or 
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -41,8 +42,7 @@ if not OmegaConf.has_resolver("sweep_gpu_count"):
 
 def sweep(cfg: DictConfig, overrides: Sequence[str]) -> dict:
     """The whole sweep: ``cfg`` is sweep.yaml composed with ``overrides`` (the hydra node included)."""
-    refuse_sweep_syntax(overrides)
-    grid = load_grid(cfg.grid)
+    grid = load_grid(cfg.get("grid"))
     composer = Composer()
     all_groups, needs = dependencies.resolve(groups(grid, passthrough(overrides)), composer)
     retry = bool(cfg.retry_failed)
@@ -83,6 +83,7 @@ def sweep(cfg: DictConfig, overrides: Sequence[str]) -> dict:
 
 
 def refuse_sweep_syntax(overrides: Sequence[str]) -> None:
+    """Before Hydra composes (which would suggest --multirun): several values belong in the grid."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in OverridesParser.create().parse_overrides(list(overrides)):
@@ -92,7 +93,8 @@ def refuse_sweep_syntax(overrides: Sequence[str]) -> None:
 
 
 def main() -> None:
-    """sweep.py: Hydra's own command line (overrides, --cfg job, --info, -h ...)."""
+    """sweep.py: Hydra's own command line (overrides, --cfg job, --info, -h ...). A bad grid or
+    option is a message and exit status 2, not a traceback."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
@@ -101,9 +103,21 @@ def main() -> None:
         hydra_cfg = HydraConfig.get()
         with_hydra = OmegaConf.create({**OmegaConf.to_container(cfg, resolve=False),
                                        "hydra": OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True)})
-        sweep(with_hydra, list(hydra_cfg.overrides.task))
+        try:
+            sweep(with_hydra, list(hydra_cfg.overrides.task))
+        except GridError as error:
+            fail(error)
 
+    try:  # the overrides among the arguments (flags start with '-')
+        refuse_sweep_syntax([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")])
+    except GridError as error:
+        fail(error)
     sweep_app()
+
+
+def fail(error: Exception) -> None:
+    print(f"sweep.py: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 @contextmanager
@@ -124,5 +138,6 @@ def sweep_config(overrides: Sequence[str] = ()) -> Iterator[DictConfig]:
 def run_sweep(overrides: Sequence[str] = ()) -> dict:
     """What ``python sweep.py <overrides>`` does, in this process; returns the sweep's summary
     (grid, counts, launched, plan, records). Errors propagate (no sys.exit)."""
+    refuse_sweep_syntax(overrides)
     with sweep_config(overrides) as cfg:
         return sweep(cfg, overrides)

@@ -273,6 +273,19 @@ def test_sweep_syntax_is_refused(tmp_path):
 
     with pytest.raises((GridError, ConfigCompositionException), match="grid|Ambiguous"):
         run_sweep(["grid=smoke", f"results_dir={tmp_path}", "dry_run=true", "epochs=1,2"])
+    with pytest.raises(GridError, match=r"put several values there, e.g. grid.lr=\["):  # ours, before Hydra's
+        run_sweep(["grid=smoke", f"results_dir={tmp_path}", "dry_run=true", "epochs=1,2"])
+
+
+@pytest.mark.parametrize("args,message", [(["epochs=1,2", "grid=smoke"], "put several values there"),
+                                          (["dry_run=true"], "no grid chosen")])
+def test_command_line_errors_are_a_message_not_a_traceback(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "sweep.py"), *args,
+                          f"results_dir={tmp_path}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
 # -- the GPU pool of parallel local launchers ----------------------------------------------------
