@@ -112,10 +112,9 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(f"{method}: unknown option(s) {unknown}; known: {sorted(allowed)}")
-        prefixes = head_prefixes(model)  # no adapter inside the head, which trains whole
+        prefixes = head_prefixes(model)  # no adapter in the head (a head module or inside one): it trains whole
         found = [(n, m) for n, m in model.named_modules()
-                 if isinstance(m, nn.Linear) and _matches(n, targets)
-                 and n not in {name for name, _ in heads} and not n.startswith(prefixes)]
+                 if isinstance(m, nn.Linear) and _matches(n, targets) and not f"{n}.".startswith(prefixes)]
         if not found:
             raise ValueError(f"{method}: no nn.Linear module matches targets {targets}")
         for name, module in found:  # build all first: an error leaves the model untouched

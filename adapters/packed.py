@@ -28,8 +28,8 @@ class TokenLayout:
     runs: int
     widest: int
     tokens: int
-    slot_token: torch.Tensor | None = None  # (runs * widest,) the token of each grid slot (padding: 0)
-    member: torch.Tensor | None = None  # (T,) the run of each token
+    slot_token: torch.Tensor  # (runs * widest,) the token of each grid slot (padding: 0)
+    member: torch.Tensor  # (T,) the run of each token (derivable from grid_index; built on the host for free)
 
 
 _layout: TokenLayout | None = None
@@ -91,31 +91,13 @@ class PackedLayer(nn.Module):
         return (frozen + update.to(frozen.dtype)).reshape(*x.shape[:-1], -1)
 
     def _forward_tokens(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-        """x: (T, d) tokens of all runs, member-major; the updates through a (runs, widest) grid."""
-        if _frozen(self) is not None:  # the frozen matmul and the low-rank update as one autograd node
-            return project([self], x)
-        scale = self.twin.base_scale()
-        if layout.member is not None:  # SymLoRA: λ_k·W0 x = W0 (λ_k x), so the same node takes λ_k x
-            return self._scaled_node(x, scale, layout)
-        member = torch.div(layout.grid_index, layout.widest, rounding_mode="floor")
-        frozen = F.linear(x, self.base.weight) * scale.to(x.dtype)[member].unsqueeze(-1)
-        if self.base.bias is not None:
-            frozen = frozen + self.base.bias
-        b, a = self.twin.factors()
-        inputs = self.dropout(x).to(a.dtype)
-        if layout.runs == 1:  # the grid is the stream itself
-            update = torch.bmm(torch.bmm(inputs.unsqueeze(0), a.mT), b.mT)[0]
-            return frozen + update.to(frozen.dtype)
-        grid = inputs.new_zeros(layout.runs * layout.widest, x.shape[-1]).index_copy_(0, layout.grid_index, inputs)
-        update = torch.bmm(torch.bmm(grid.view(layout.runs, layout.widest, -1), a.mT), b.mT)
-        update = update.reshape(layout.runs * layout.widest, -1).index_select(0, layout.grid_index)
-        return frozen + update.to(frozen.dtype)
-
-
-    def _scaled_node(self, x: torch.Tensor, scale: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-        """``λ_k·(W0 x) + b + B_k A_k x'`` as one :class:`LowRankLinear` node over ``λ_k x`` (each token
-        scaled by its run's λ), the adapter's input ``x'`` (x after its dropout) given apart; λ's
+        """x: (T, d) tokens of all runs, member-major: the frozen matmul and the low-rank update as one
+        :class:`LowRankLinear` node. SymLoRA's λ_k·(W0 x) is W0 (λ_k x): the node then takes each
+        token scaled by its run's λ, and the adapter's input x' (x after its dropout) apart; λ's
         gradient comes through the product with x."""
+        scale = self.twin.base_scale()
+        if scale is None:
+            return project([self], x)
         scale = scale.to(x.dtype)
         scaled = x * (scale if layout.runs == 1 else scale[layout.member].unsqueeze(-1))
         b, a, s = self.twin.scaled_factors()

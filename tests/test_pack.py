@@ -150,7 +150,7 @@ def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped
     grid_index = member * widest + in_member
     slot_token = torch.zeros(runs * widest, dtype=torch.int64)
     slot_token[grid_index] = torch.arange(tokens)
-    layout = TokenLayout(grid_index, runs, widest, tokens, slot_token)
+    layout = TokenLayout(grid_index, runs, widest, tokens, slot_token, member)
     x = torch.randn(tokens, d_in, requires_grad=True)
     weight, bias = torch.randn(d_out, d_in), torch.randn(d_out)
     b = torch.randn(runs, d_out, r, requires_grad=True)
