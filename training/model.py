@@ -57,7 +57,7 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
     else:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     init_head(model, seed=cfg.seed)
-    if init_state is not None:  # an earlier run's head, extras included, never carries over: seeded above
+    if init_state is not None:  # an earlier run's head (classifier and extras) never carries over: seeded above
         heads = adapters.head_prefixes(model)
         init_state = {k: v for k, v in init_state.items() if not k.startswith(heads)}
 
@@ -107,11 +107,10 @@ def init_head(model, seed: int) -> None:
 
 
 def load_init_state(run_directory: Path) -> dict[str, torch.Tensor]:
-    """The adapter tensors (no classifier: its shape differs between tasks) of a finished run
-    (`build_model` drops the rest of the head: the architecture's extras)."""
+    """The trained tensors of a finished run; `build_model` keeps its adapter tensors and drops its
+    head (the classifier's shape differs between tasks; every head module is seeded afresh)."""
     path = Path(run_directory) / "adapter.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"cannot start from {run_directory}: {path.name} is missing "
                                 "(is that run finished?)")
-    heads = tuple(f"{name}." for name in adapters.HEAD_NAMES)
-    return {k: v for k, v in load_file(path).items() if not k.startswith(heads)}
+    return load_file(path)
