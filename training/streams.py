@@ -91,11 +91,13 @@ _coordinates: dict[tuple, torch.Tensor] = {}
 def coordinate_hashes(shape: tuple[int, ...], device) -> torch.Tensor:
     """A hash of each element's coordinates (each one mixed in on its own, so the value at a position
     does not depend on the sizes), for a shape of up to `shape`: cached at the largest size asked for
-    so far and sliced (a view), so that a step computes it at most once."""
+    so far, each size rounded up to a power of two (a longer batch rebuilds it a few times in a run, not
+    at each new longest length), and sliced (a view)."""
     key = (len(shape), str(device))
     cached = _coordinates.get(key)
     if cached is None or any(have < want for have, want in zip(cached.shape, shape)):
-        size = shape if cached is None else tuple(max(a, b) for a, b in zip(cached.shape, shape))
+        size = tuple(1 << max(0, n - 1).bit_length() for n in shape)
+        size = size if cached is None else tuple(max(a, b) for a, b in zip(cached.shape, size))
         h = torch.full((), 0x2545F491, dtype=torch.int64, device=device)
         for dim, n in enumerate(size):
             coordinate = torch.arange(n, dtype=torch.int64, device=device).view(*([1] * dim), n)
