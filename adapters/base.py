@@ -1,10 +1,16 @@
 """Shared base of every adapter method: a frozen ``nn.Linear`` wrapped by composition.
 
-An :class:`AdapterLayer` computes ``h = base(x) + update(x)`` or, when the method scales the frozen
-weight (SymLoRA's ``lambda``), ``h = lambda * (W0 x) + b + update(x)``.  Methods implement only
-``update`` (``s * dW x`` from the factors, never building ``dW``), ``delta_weight`` (``s * dW`` as a
-``(d_out, d_in)`` matrix), ``factors`` (``B A = s * dW``) and optionally ``base_scale``.  Merge, PEFT export,
-state handling and per-layer norms are written once, on top of these, in the other modules.
+A low-rank method states its equation once, as its scaled factors ``(B, A, s)`` with
+``s · B A = ΔW`` (:meth:`AdapterLayer.scaled_factors`) and, when it scales the frozen weight, its
+base-weight scale λ (:meth:`AdapterLayer.base_scale`, SymLoRA's; ``None`` means 1):
+
+    h = λ · W0 x + b + s · B (A dropout(x))
+
+Everything else derives from these two, here: the readable forward (two thin matmuls, ΔW never
+built; dropout on the adapter input only, as PEFT), ``delta_weight``, ``factors``, and through them
+merge, PEFT export and per-layer norms (adapters/merge.py, export.py, norms.py) and the packed
+kernels (adapters/packed.py).  A method not of that form sets ``low_rank = False`` and writes its own
+``update`` and ``delta_weight``: merge and norms use those; PEFT export and packs refuse it.
 
 Random tensors come from a ``torch.Generator`` seeded per module (:func:`module_generator`), so
 the same global seed gives the same factors and another seed different ones.
@@ -53,11 +59,13 @@ def random_factor(shape: tuple[int, int], kind: str, gen: torch.Generator) -> to
 class AdapterLayer(nn.Module):
     """Wraps a frozen nn.Linear by composition: ``self.base = linear`` (frozen).
 
-    Subclasses set their factors in ``__init__`` (trainable ones as ``nn.Parameter``, frozen ones as
-    buffers) and implement ``update`` and ``delta_weight``.  ``scaling`` is ``s = alpha / r``.
+    Subclasses set their tensors in ``__init__`` (trainable ones as ``nn.Parameter``, frozen ones as
+    buffers) and implement :meth:`scaled_factors` (and :meth:`base_scale` if they scale ``W0``).
+    ``scaling`` is ``s = alpha / r``.
     """
 
     method: str = "adapter"
+    low_rank: bool = True  # the update is s·B A from scaled_factors (methods.py's `low_rank`)
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None,
                  dropout: float = 0.0, name: str = "?"):
@@ -80,45 +88,60 @@ class AdapterLayer(nn.Module):
     def _factor(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(device=self.base.weight.device, dtype=self.base.weight.dtype)
 
-    # the interface ---------------------------------------------------------------------------
+    # what a method declares -------------------------------------------------------------------
+    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(B, A, s)``, ``B: d_out × r``, ``A: r × d_in``, with ``s · B A = ΔW``: the method's
+        equation.  ``s`` is kept apart (not folded into B) so that a fused matmul applies it as its
+        ``alpha`` instead of a kernel on B.  Written with ``.mT`` / ``unsqueeze(-2)`` where needed, it
+        also serves a pack's K-stacked tensors (adapters/packed.py ``stacked_twin``)."""
+        raise NotImplementedError(self._not_low_rank("scaled_factors") if not self.low_rank else
+                                  f"{type(self).__name__} must implement scaled_factors()")
+
     def base_scale(self) -> torch.Tensor | None:
         """Scalar multiplying ``W0`` (SymLoRA's lambda); ``None`` means 1."""
         return None
 
-    def update(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        """``s * dW x`` from the factors, dropout on the adapter input; never builds ``dW``."""
-        raise NotImplementedError
+    # derived from the declaration --------------------------------------------------------------
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, A)`` with ``B A = ΔW`` (the scaling folded into B): the update as a rank-r product,
+        whatever scales ``W0``."""
+        b, a, s = self.scaled_factors()
+        return b * s, a
 
-    def delta_weight(self) -> torch.Tensor:  # pragma: no cover - abstract
-        """``s * dW`` as an exact ``(d_out, d_in)`` matrix."""
-        raise NotImplementedError
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """``ΔW dropout(x)`` as ``s · B (A x')``: two thin matmuls, ``ΔW`` never built."""
+        b, a, s = self.scaled_factors()
+        x = self.dropout(x).to(a.dtype)
+        return F.linear(F.linear(x, a), b) * s
 
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
-        """``(B, A)`` with ``B A = s * dW`` (scaling folded into B): the update as a rank-r product,
-        whatever scales ``W0`` (packs apply many runs' updates as two batched matmuls with it)."""
-        raise NotImplementedError
-
-    def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """``(B, A, s)`` with ``s · B A = s * dW``: :meth:`factors` with a scaling kept apart where
-        the method has one, so that a fused matmul applies it (``alpha``) instead of a kernel on B."""
-        b, a = self.factors()
-        return b, a, 1.0
+    def delta_weight(self) -> torch.Tensor:
+        """``ΔW = s · B A`` as an exact ``(d_out, d_in)`` matrix."""
+        b, a, s = self.scaled_factors()
+        return (b @ a) * s
 
     def lora_factors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """:meth:`factors` if the layer is exactly a rank-r LoRA update of an unscaled ``W0``
-        (PEFT-exportable), else ``None`` (SymLoRA with lambda != 1)."""
+        (PEFT-exportable), else ``None`` (SymLoRA with lambda != 1, a method not of low-rank form)."""
+        if not self.low_rank:
+            return None
         lam = self.base_scale()
         return self.factors() if lam is None or float(lam.detach()) == 1.0 else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """``λ · W0 x + b`` (λ scales the weight, not the bias)."""
         lam = self.base_scale()
         if lam is None:
-            out = self.base(x)
-        else:
-            out = F.linear(x, self.base.weight) * lam
-            if self.base.bias is not None:
-                out = out + self.base.bias
+            return self.base(x)
+        out = F.linear(x, self.base.weight) * lam
+        return out if self.base.bias is None else out + self.base.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.frozen(x)
         return out + self.update(x).to(out.dtype)
+
+    def _not_low_rank(self, what: str) -> str:
+        return (f"{self.method}: {what}() needs the low-rank form s·B A, and this method is not of it "
+                "(low_rank = False): it trains through its own forward, merges through delta_weight()")
 
     def extra_repr(self) -> str:
         return (f"method={self.method}, d_in={self.d_in}, d_out={self.d_out}, rank={self.rank}, "

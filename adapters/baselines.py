@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
-BASELINES = ("head_only", "bitfit", "full")
+import methods
+
+BASELINES = methods.names(layer=None)  # the methods that add no layer
 
 
 def set_baseline_trainable(model: nn.Module, method: str) -> None:

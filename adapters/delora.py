@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .base import FROZEN_INITS, AdapterLayer, random_factor
 
@@ -45,24 +44,10 @@ class DeLoRALayer(AdapterLayer):
         shape = (rank,) if self.diagonal else (rank, rank)
         self.delora_Sigma = nn.Parameter(self._factor(torch.zeros(shape)))
 
-    def sigma_matrix(self) -> torch.Tensor:  # (batched over a leading dim too)
-        return torch.diag_embed(self.delora_Sigma) if self.diagonal else self.delora_Sigma
-
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.linear(self.dropout(x).to(self.delora_A.dtype), self.delora_A)
-        h = h * self.delora_Sigma if self.diagonal else F.linear(h, self.delora_Sigma)
-        return F.linear(h, self.delora_B) * self.scaling
-
-    def delta_weight(self) -> torch.Tensor:
-        return self.delora_B @ self.sigma_matrix() @ self.delora_A * self.scaling
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.delora_B * self.scaling, self.sigma_A()
-
     def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        return self.delora_B, self.sigma_A(), self.scaling  # (the scale goes to the fused matmul's alpha)
+        return self.delora_B, self.sigma_A(), self.scaling
 
-    def sigma_A(self) -> torch.Tensor:
+    def sigma_A(self) -> torch.Tensor:  # (batched over a leading dim too)
         """Σ A, the trainable inner factor times the frozen A (a diagonal Σ scales A's rows)."""
         if self.diagonal:
             return self.delora_Sigma.unsqueeze(-1) * self.delora_A

@@ -2,27 +2,31 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Iterator
+from typing import Callable, Iterator
 
 from torch import nn
 
+import methods
+
 from .base import AdapterLayer, module_generator
 from .baselines import BASELINES, set_baseline_trainable
-from .delora import DeLoRALayer
-from .lora import LoRALayer
-from .one_sided import OneSidedLoRALayer
-from .symlora import SymLoRALayer
 from .targets import architecture
 
-# method -> (layer factory, allowed options with their defaults)
-ADAPTER_METHODS = {
-    "lora": (LoRALayer, {}),
-    "symlora": (SymLoRALayer, {"learn_lambda": True, "q_init": "kaiming"}),
-    "delora": (DeLoRALayer, {"sigma": "full", "init": "gaussian"}),  # a decision: see delora.py
-    "b_only": (partial(OneSidedLoRALayer, trained="B"), {"frozen_init": "orthogonal"}),
-    "a_only": (partial(OneSidedLoRALayer, trained="A"), {"frozen_init": "orthogonal"}),
-}
-METHODS = tuple(ADAPTER_METHODS) + BASELINES
+# What `inject` builds: the methods of methods.py that add a layer of their own (not the ones built
+# from a trained LoRA) and the baselines.
+INJECTABLE = tuple(m.name for m in methods.METHODS.values() if not m.from_lora)
+METHODS = INJECTABLE  # (the name the package exports)
+
+
+def layer_factory(method: str) -> Callable[..., AdapterLayer]:
+    """The layer class of ``method`` (methods.py), with its fixed arguments bound."""
+    row = methods.get(method)
+    return partial(row.layer_class(), **row.layer_args)
+
+
+# method -> (layer factory, options with their defaults), for the methods that add layers
+ADAPTER_METHODS = {name: (layer_factory(name), dict(methods.get(name).options))
+                   for name in INJECTABLE if methods.get(name).layer is not None}
 HEAD_NAMES = ("classifier", "score")  # top-level head module of HF *ForSequenceClassification
 HEAD_PREFIX = "classifier."  # the classifier's parameter-name prefix (BERT/RoBERTa family); the whole
 # head, extras included, is `head_prefixes(model)`
@@ -92,8 +96,11 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
     train (baselines: see :mod:`adapters.baselines`).  Method options: symlora ``learn_lambda``,
     ``q_init``; delora ``sigma``, ``init``; b_only / a_only ``frozen_init``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known methods: {', '.join(METHODS)}")
+    if method not in INJECTABLE:
+        methods.get(method)  # an unknown name: the error lists every method
+        raise ValueError(f"{method} starts from a trained LoRA (training/model.py build_model builds it); "
+                         f"inject builds {', '.join(INJECTABLE)}")
+    row = methods.get(method)
     if getattr(model, META_ATTR, None) is not None or next(adapter_layers(model), None):
         raise RuntimeError("model already has adapters injected; build a fresh model")
     head_name, head = find_head(model)
@@ -108,7 +115,7 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         if method == "head_only" and head is None:
             raise ValueError(f"head_only: model has no head module (looked for {HEAD_NAMES})")
     else:
-        factory, allowed = ADAPTER_METHODS[method]
+        factory, allowed = layer_factory(method), row.options
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(f"{method}: unknown option(s) {unknown}; known: {sorted(allowed)}")
@@ -130,7 +137,7 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         module.requires_grad_(True)
     meta = dict(method=method, rank=rank, alpha=float(rank if alpha is None else alpha),
                 targets=list(targets), dropout=dropout, seed=seed,
-                options={**ADAPTER_METHODS.get(method, (None, {}))[1], **options},
+                options={**row.options, **options},
                 modules=list(layers), head=head_name)
     object.__setattr__(model, META_ATTR, meta)
     return list(layers)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .base import AdapterLayer, random_factor
 
@@ -25,16 +24,6 @@ class LoRALayer(AdapterLayer):
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         self.lora_A = nn.Parameter(self._factor(random_factor((rank, self.d_in), "kaiming", gen)))
         self.lora_B = nn.Parameter(self._factor(torch.zeros(self.d_out, rank)))
-
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(x).to(self.lora_A.dtype)
-        return F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
-
-    def delta_weight(self) -> torch.Tensor:
-        return (self.lora_B @ self.lora_A) * self.scaling
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.lora_B * self.scaling, self.lora_A
 
     def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         return self.lora_B, self.lora_A, self.scaling

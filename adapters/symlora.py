@@ -5,7 +5,7 @@
 λ multiplies W0 only, not the bias; it is a trainable scalar per matrix (``learn_lambda=True``) or
 fixed at 1 and not a parameter (``learn_lambda=False``).  Init: Λ = 0, λ = 1, Q random and trainable:
 ``q_init="kaiming"`` (Qᵀ initialised like LoRA's A, U(±1/√n)) or ``"orthogonal"`` (orthonormal
-columns).  The update is applied as ``((x Q) * Λ) Qᵀ`` — the n × n matrix is never built in forward.
+columns).  The update is applied as ``s · (QΛ)(Qᵀ x)`` — the n × n matrix is never built in forward.
 Trainable: n·r + r (+1).  A non-square target is a ValueError.
 """
 from __future__ import annotations
@@ -40,15 +40,6 @@ class SymLoRALayer(AdapterLayer):
     def base_scale(self) -> torch.Tensor | None:
         return self.lam
 
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(x).to(self.Q.dtype)
-        return ((x @ self.Q) * self.Lambda) @ self.Q.T * self.scaling
-
-    def delta_weight(self) -> torch.Tensor:
-        return (self.Q * self.Lambda) @ self.Q.T * self.scaling
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:  # (batched over a leading dim too)
-        return self.Q * self.Lambda.unsqueeze(-2) * self.scaling, self.Q.mT
-
     def scaled_factors(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        return self.Q * self.Lambda.unsqueeze(-2), self.Q.mT, self.scaling  # (s: the fused matmul's alpha)
+        # B = Q diag(Λ), A = Qᵀ: the forward's s·B(A x) is ((x Q) * Λ) Qᵀ at the cost of a column scale of Q
+        return self.Q * self.Lambda.unsqueeze(-2), self.Q.mT, self.scaling
