@@ -19,24 +19,12 @@ from training.config import CONFIG_DIR  # registers the config resolvers
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
 def main(cfg: DictConfig) -> float | None:
-    import datasets  # the training stack (torch, transformers, datasets) from here on
-
-    import rundir
-    from rundir import run_dir
-    from training.config import resolved
-    from training.pack import pack_jobs
-    from training.records import run_records
-    from training.run import MissingInitRun, run_pack
+    from training.entry import train  # the training stack (torch, transformers, datasets) from here on
+    from training.run import MissingInitRun
     from training.schema import ConfigError
 
-    datasets.disable_progress_bars()  # tokenising draws one bar per split and map: quiet, even on a terminal
-    overrides = list(HydraConfig.get().overrides.task)
-    try:
-        jobs = pack_jobs(cfg, overrides)
-        runs = [resolved(job_cfg) for job_cfg, _ in jobs]
-        to_train = [run_dir(c) for c in runs if c.rerun or not rundir.read_run(run_dir(c)).finished]
-        with run_records(to_train, sys.argv, overrides):  # commands.jsonl and train.log in each run directory
-            results = run_pack(jobs)
+    try:  # commands.jsonl and train.log in each run directory, as a sweep's jobs do
+        results = train(cfg, list(HydraConfig.get().overrides.task), sys.argv)
     except (ConfigError, MissingInitRun) as error:  # a bad option, a missing MNLI run: a message, no traceback
         sys.exit(f"train.py: {error}")
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.

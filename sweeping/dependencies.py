@@ -4,7 +4,7 @@ A run whose composed config says ``init_from: mnli`` (MRPC, RTE and STS-B in the
 protocol, and every LoRA-of-LoRA method) starts from the MNLI run of the same method, rank and seed
 at the MNLI group's *chosen* setting, under the same other overrides -- the run that
 ``python train.py <the same overrides> task=mnli`` makes, as training.run.find_init_run defines it.
-The LoRA-of-LoRA methods (training.model.FROM_LORA) start from an MNLI *LoRA* run instead.
+The LoRA-of-LoRA methods (methods.py ``from_lora``) start from an MNLI *LoRA* run instead.
 The sweep passes that run's directory explicitly (``init_from=<dir>``), so the dependent run's
 identity records which MNLI run it started from.
 
@@ -15,18 +15,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import methods
+
 from .grid import Group, merge_overrides
 from .identity import Composer
 
 MNLI = "mnli"
-
-
-def from_lora_methods() -> tuple[str, ...]:
-    try:
-        from training.model import FROM_LORA
-    except ImportError:  # training's dependencies not importable: the names it uses today
-        return ("lora_of_lora", "lora_head_only")
-    return tuple(FROM_LORA)
 
 
 def needs_mnli(composer: Composer, group: Group) -> bool:
@@ -36,7 +30,7 @@ def needs_mnli(composer: Composer, group: Group) -> bool:
 
 def mnli_group_for(group: Group) -> Group:
     """The MNLI group whose runs ``group``'s runs start from."""
-    method = "lora" if group.method in from_lora_methods() else group.method
+    method = "lora" if group.method in methods.names(from_lora=True) else group.method
     base = merge_overrides(group.base, [f"task={MNLI}", f"adapter={method}"])
     if group.rank is not None:  # keep the rank override after the adapter choice
         base = merge_overrides(base, [f"adapter.rank={group.rank}"])

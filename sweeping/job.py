@@ -1,8 +1,9 @@
-"""The task function a Hydra launcher runs for each job: training.run.run on the job's config.
+"""The task function a Hydra launcher runs for each job: training.entry.train, as train.py calls it.
 
 The job's config is composed from train.yaml with the job's overrides (the sweep points the
 launcher at it), i.e. exactly what ``python train.py <overrides>`` runs, so the run directory is
-the same. The object is pickled to the workers (joblib, submitit): keep it plain.
+the same, with its commands.jsonl (the sweep's command line, the job's overrides) and train.log.
+The object is pickled to the workers (joblib, submitit): keep it plain.
 
 With a GPU pool (``gpus=N`` or ``gpus=[0,2]``), each job takes a free GPU of the pool for its
 duration (an exclusive file lock per GPU, machine-local, in a folder only the user can enter) and runs on it (``device=cuda:<i>``): with
@@ -13,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -87,22 +89,23 @@ class TrainJob:
     """Train one job's run, or its pack of runs (``pack.members``, sweeping.packing); return the
     metrics dict of each run (a list for a pack)."""
 
-    def __init__(self, gpus=None):
+    def __init__(self, gpus=None, argv=None):
         self.pool = gpu_pool(gpus)
+        # the sweep's command line (taken where the sweep runs): what each run's commands.jsonl records
+        self.argv = list(sys.argv if argv is None else argv)
 
     def __call__(self, cfg: DictConfig) -> dict:
         from hydra.core.hydra_config import HydraConfig
 
-        from training.pack import pack_jobs
-        from training.run import run_pack
+        from training.entry import train
 
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         if not self.pool:
-            results = run_pack(pack_jobs(cfg, overrides))
+            results = train(cfg, overrides, self.argv)
             return results[0] if len(results) == 1 else results
         with claim_gpu(self.pool) as gpu:
             overrides.append(f"device=cuda:{gpu}")  # not part of a run's identity
             with open_dict(cfg):
                 cfg.device = f"cuda:{gpu}"
-            results = run_pack(pack_jobs(cfg, overrides))
+            results = train(cfg, overrides, self.argv)
             return results[0] if len(results) == 1 else results

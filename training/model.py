@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import adapters
+import methods
 from adapters.baselines import BASELINES
 from adapters.targets import architecture, resolve_targets
 from training.config import resolve_path
@@ -18,7 +19,7 @@ from training.config import resolve_path
 log = logging.getLogger(__name__)
 
 # Methods that continue a trained MNLI LoRA (DeLoRA report, Table 3) rather than inject afresh.
-FROM_LORA = ("lora_of_lora", "lora_head_only")
+FROM_LORA = methods.names(from_lora=True)
 
 
 def model_source(cfg: DictConfig) -> str:

@@ -5,14 +5,16 @@ Runs of a pack share one frozen backbone and one pass over it, so everything tha
 must be equal: the model, the task and its data, the adapter, the batch size, the schedule. Only
 what each member keeps to itself may differ: its seed, learning rate and weight decay (tensors of
 the fused step, training/fused.py), the run it starts from, and `rerun`. Methods that train the
-backbone itself cannot be packed. Torch-free, so the sweep can plan without the training stack.
+backbone itself, or whose layers are not of the low-rank form, cannot be packed (methods.py
+`fusable`). Torch-free, so the sweep can plan without the training stack.
 """
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+import methods
+
 MEMBER_KEYS = ("seed", "lr", "optim.weight_decay", "init_from", "rerun")
-UNPACKABLE = ("bitfit", "full")  # they train the shared backbone itself
 
 
 def override_key(override: str) -> str:
@@ -25,7 +27,9 @@ def is_member_override(override: str) -> bool:
 
 
 def packable(method: str) -> bool:
-    return method not in UNPACKABLE
+    """methods.py's `fusable`: the method keeps the backbone frozen and its layers are of the low-rank
+    form the packed kernels compute."""
+    return methods.get(method).fusable
 
 
 def _shared(cfg: DictConfig) -> dict:
@@ -52,4 +56,6 @@ def check_packable(cfgs: list[DictConfig]) -> None:
             raise ValueError(f"runs of a pack may differ only in {', '.join(MEMBER_KEYS)}; these differ "
                              f"too: {keys}")
     if not packable(cfgs[0].adapter.name):
-        raise ValueError(f"adapter={cfgs[0].adapter.name} trains the backbone itself: it cannot be packed")
+        why = "trains the backbone itself" if methods.get(cfgs[0].adapter.name).trains_backbone else \
+            "has layers the packed kernels do not compute (not of the low-rank form)"
+        raise ValueError(f"adapter={cfgs[0].adapter.name} {why}: it cannot be packed")

@@ -12,11 +12,11 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+import methods
 from glue.tasks import TASKS
 
-ADAPTERS = ("lora", "symlora", "delora", "b_only", "a_only", "head_only", "bitfit", "full",
-            "lora_of_lora", "lora_head_only")
-LOW_RANK = ("lora", "symlora", "delora", "b_only", "a_only", "lora_of_lora", "lora_head_only")
+ADAPTERS = methods.names()  # methods.py
+LOW_RANK = methods.names(takes_rank=True)  # they need a rank and targets
 LOGGERS = ("none", "tensorboard", "wandb", "mlflow")  # training/loggers.py
 PRECISIONS = ("bf16", "fp32")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
