@@ -9,13 +9,18 @@ from torch import nn
 import methods
 
 from .base import AdapterLayer, module_generator
-from .baselines import BASELINES, set_baseline_trainable
+from .baselines import set_baseline_trainable
 from .targets import architecture
 
-# What `inject` builds: the methods of methods.py that add a layer of their own (not the ones built
-# from a trained LoRA) and the baselines.
-INJECTABLE = tuple(m.name for m in methods.METHODS.values() if not m.from_lora)
-METHODS = INJECTABLE  # (the name the package exports)
+
+
+def injectable() -> tuple[str, ...]:
+    """What `inject` builds: the methods of methods.py not built from a trained LoRA run (those that
+    add a layer of their own, and the baselines)."""
+    return methods.names(from_lora=False)
+
+
+METHODS = injectable()  # (the name the package exports)
 
 
 def layer_factory(method: str) -> Callable[..., AdapterLayer]:
@@ -26,7 +31,7 @@ def layer_factory(method: str) -> Callable[..., AdapterLayer]:
 
 # method -> (layer factory, options with their defaults), for the methods that add layers
 ADAPTER_METHODS = {name: (layer_factory(name), dict(methods.get(name).options))
-                   for name in INJECTABLE if methods.get(name).layer is not None}
+                   for name in injectable() if methods.get(name).layer is not None}
 HEAD_NAMES = ("classifier", "score")  # top-level head module of HF *ForSequenceClassification
 HEAD_PREFIX = "classifier."  # the classifier's parameter-name prefix (BERT/RoBERTa family); the whole
 # head, extras included, is `head_prefixes(model)`
@@ -96,11 +101,10 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
     train (baselines: see :mod:`adapters.baselines`).  Method options: symlora ``learn_lambda``,
     ``q_init``; delora ``sigma``, ``init``; b_only / a_only ``frozen_init``.
     """
-    if method not in INJECTABLE:
-        methods.get(method)  # an unknown name: the error lists every method
+    row = methods.get(method)  # an unknown name: the error lists every method
+    if row.from_lora:
         raise ValueError(f"{method} starts from a trained LoRA (training/model.py build_model builds it); "
-                         f"inject builds {', '.join(INJECTABLE)}")
-    row = methods.get(method)
+                         f"inject builds {', '.join(injectable())}")
     if getattr(model, META_ATTR, None) is not None or next(adapter_layers(model), None):
         raise RuntimeError("model already has adapters injected; build a fresh model")
     head_name, head = find_head(model)
@@ -109,7 +113,7 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         targets = (targets,)
     targets = tuple(targets)
     layers: dict[str, AdapterLayer] = {}
-    if method in BASELINES:
+    if row.layer is None:  # a baseline
         if options:
             raise ValueError(f"{method}: unknown option(s) {sorted(options)}; it takes none")
         if method == "head_only" and head is None:
@@ -127,7 +131,7 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
         for name, module in found:  # build all first: an error leaves the model untouched
             layers[name] = factory(module, rank, alpha, dropout, name=name,
                                    generator=module_generator(seed, name), **options)
-    if method in BASELINES:
+    if row.layer is None:
         set_baseline_trainable(model, method)
     else:
         model.requires_grad_(False)
