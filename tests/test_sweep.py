@@ -355,3 +355,33 @@ def test_progress_lines(tmp_path, caplog):
     bar.finished(run(0), "done")
     bar.close()
     assert "[1/2] rte/lora/seed=0: done" in stream.getvalue() and bar.bar is not None
+
+
+# -- how a job enters training -------------------------------------------------------------------
+def test_a_sweep_job_enters_training_as_train_py_does(tmp_path, monkeypatch, caplog):
+    """Each job goes through training.entry.train, as train.py does: its run directory records the
+    sweep's command line with the job's overrides (commands.jsonl) and the run's log (train.log). The
+    training itself is replaced by a stand-in that makes the run directory and logs a line."""
+    import logging
+    import sys
+
+    from sweeping.cli import run_sweep
+    from training import run as training_run
+    from training.config import resolved
+
+    def stand_in(jobs):
+        for cfg, _ in jobs:
+            directory = run_dir(resolved(cfg))
+            directory.mkdir(parents=True)
+            logging.getLogger("training.run").info("%s: trained by the stand-in", directory)
+        return [{"status": "done"} for _ in jobs]
+
+    monkeypatch.setattr(training_run, "run_pack", stand_in)
+    caplog.set_level(logging.INFO)
+    run_sweep(["grid=smoke", f"results_dir={tmp_path}", "grid.tasks=[mnli]", "grid.methods=[lora]",
+               "grid.lr=[0.003]", "grid.seeds=[0]"])
+    [directory] = [p.parent for p in tmp_path.glob("runs/**/commands.jsonl")]
+    [command] = [json.loads(line) for line in (directory / "commands.jsonl").read_text().splitlines()]
+    assert command["argv"] == [sys.executable, *sys.argv]  # the sweep's (here: pytest's) command line
+    assert "task=mnli" in command["overrides"] and "adapter=lora" in command["overrides"]
+    assert f"{directory}: trained by the stand-in" in (directory / "train.log").read_text()
