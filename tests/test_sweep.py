@@ -385,3 +385,25 @@ def test_a_sweep_job_enters_training_as_train_py_does(tmp_path, monkeypatch, cap
     assert command["argv"] == [sys.executable, *sys.argv]  # the sweep's (here: pytest's) command line
     assert "task=mnli" in command["overrides"] and "adapter=lora" in command["overrides"]
     assert f"{directory}: trained by the stand-in" in (directory / "train.log").read_text()
+
+
+def test_runs_of_a_model_with_head_extras_get_a_job_each(tmp_path):
+    """Training runs a DistilBERT's pack one run after another (its head's pre_classifier is not
+    packed): the sweep, reading model_type from the folder's config.json, gives each run its own job."""
+    from types import SimpleNamespace
+
+    from sweeping.packing import form_packs, head_extras
+
+    folder = tmp_path / "distil"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "distilbert"}))
+
+    def planned(*overrides):
+        overrides = ["model=tiny", "data=sample", "task=rte", "init_from=null", *overrides]
+        return SimpleNamespace(overrides=overrides, cfg=compose(overrides))
+
+    roberta = [planned(f"seed={s}") for s in (0, 1)]
+    distil = [planned(f"model.name_or_path={folder}", f"seed={s}") for s in (0, 1)]
+    assert head_extras(distil[0].cfg) == ("pre_classifier",) and head_extras(roberta[0].cfg) == ()
+    assert head_extras(compose(["model=roberta_base"])) == ()  # a Hub id: nothing local to read
+    assert [len(p) for p in form_packs(roberta + distil, max_size=8)] == [2, 1, 1]
