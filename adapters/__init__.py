@@ -1,8 +1,9 @@
 """Low-rank adapters for HF encoders (roberta-base default; BERT family too).
 
-Methods (one file each, equation in its docstring): ``lora``, ``symlora``, ``delora`` (Dantuluri et
-al.'s decomposition-based DeLoRA — NOT PEFT's DeLoRA of Bini et al.), ``b_only``, ``a_only``, and the
-baselines ``head_only``, ``bitfit``, ``full``.  The classification head (top-level ``classifier`` or
+Methods (one file each, equation in its docstring; listed in the table of methods.py, see
+docs/methods.md): ``lora``, ``symlora``, ``delora`` (Dantuluri et al.'s decomposition-based DeLoRA —
+NOT PEFT's DeLoRA of Bini et al.), ``b_only``, ``a_only``, and the baselines ``head_only``,
+``bitfit``, ``full``.  Each layer states its equation once, as its scaled factors (adapters/base.py).  The classification head (top-level ``classifier`` or
 ``score`` module, plus an architecture's other fresh head modules: DistilBERT's ``pre_classifier``,
 DeBERTa-v2's ``pooler``; ``head_modules``) always trains.  ``alpha`` defaults to ``rank`` (scaling 1).
 """

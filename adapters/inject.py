@@ -128,6 +128,12 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
                  if isinstance(m, nn.Linear) and _matches(n, targets) and not f"{n}.".startswith(prefixes)]
         if not found:
             raise ValueError(f"{method}: no nn.Linear module matches targets {targets}")
+        if row.square_only:
+            oblong = [f"{n} (d_out={m.weight.shape[0]}, d_in={m.weight.shape[1]})"
+                      for n, m in found if m.weight.shape[0] != m.weight.shape[1]]
+            if oblong:
+                raise ValueError(f"{method} needs square weights; targets {list(targets)} match non-square "
+                                 f"ones: {', '.join(oblong[:3])}{' ...' if len(oblong) > 3 else ''}")
         for name, module in found:  # build all first: an error leaves the model untouched
             layers[name] = factory(module, rank, alpha, dropout, name=name,
                                    generator=module_generator(seed, name), **options)

@@ -21,7 +21,7 @@ from .lora import LoRALayer
 def _factors_from(lora_state, alpha) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{module: (s·B, A)} from a LoRA model, a state dict or a safetensors file."""
     if isinstance(lora_state, nn.Module):
-        out = {n: (l.lora_B.detach() * l.scaling, l.lora_A.detach())
+        out = {n: tuple(t.detach() for t in l.factors())  # (s·B, A)
                for n, l in adapter_layers(lora_state) if type(l) is LoRALayer}  # plain LoRA, not B-only/A-only
     else:
         if isinstance(lora_state, (str, Path)):

@@ -48,6 +48,14 @@ def test_unknown_method_names_every_known_one():
         adapters.inject(base_model(), "lorra")
 
 
+def test_a_square_only_method_names_the_non_square_targets():
+    model = base_model()
+    with pytest.raises(ValueError, match=r"symlora needs square weights; targets \['dense'\] match non-square "
+                                         r"ones: roberta.encoder.layer.0.intermediate.dense \(d_out=64, d_in=32\), "):
+        adapters.inject(model, "symlora", rank=2, targets=("dense",))
+    assert not list(adapters.adapter_layers(model))  # nothing injected
+
+
 def test_the_former_lists_read_the_table():
     from adapters.baselines import BASELINES
     from training import pack_rules, schema
