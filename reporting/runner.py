@@ -14,6 +14,7 @@ from .figures import bar_chart, layer_norm_figure, learning_curves
 from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import ReportInputError, load_published, load_test_scores
 from .selection import best_seed_run
+from .build import CLIPPED_MARK, NO_SPREAD_MARK, coverage_text
 from .statistics import BOOTSTRAP_MIN_SEEDS, CI_DESCRIPTION
 from .submission import SubmissionError, collect_prediction_files, write_submission
 from .tables import to_markdown, write_tables
@@ -94,39 +95,59 @@ def _interval_note(res: PresetResult) -> str:
     val = res.long[(res.long["split"] == "validation") & (res.long["task"] != "average")]
     ns = val["n"].dropna().astype(int) if "n" in val else pd.Series(dtype=int)
     ns = ns[ns >= 2]
-    if res.ci == "order" and "coverage" in val and val["coverage"].notna().any():
-        cov = sorted({round(100 * c, 1) for c in val["coverage"].dropna()})
-        text += f"; exact coverage {', '.join(f'{c:g}%' for c in cov)} for the seeds there are"
+    if res.ci in ("normal", "order"):
+        text += ("; an interval's actual coverage is printed in its cell where it is not 95% (e.g. "
+                 + ", ".join(f"{coverage_text(c).strip(' ()')} at {n} seeds" for n, c in _coverage_examples(res.ci))
+                 + ")")
     if res.ci == "bootstrap" and len(ns) and ns.min() < BOOTSTRAP_MIN_SEEDS:
+        better = "ci=order (exact coverage stated)" if res.center == "median" else "ci=t"
         text += (f"; WARNING: {ns.min()} seeds: a bootstrap interval over fewer than {BOOTSTRAP_MIN_SEEDS} "
-                 "seeds covers less than its 95% (about 85% at 5 seeds); prefer ci=t")
+                 "seeds covers less than its 95% (about 85% at 5 seeds, 90% at 10); prefer " + better)
+    if "clipped" in val and val["clipped"].eq(True).any():
+        text += f"; {CLIPPED_MARK} interval clipped to the metric's range (0 to 100, correlations −100 to 100)"
+    if "no_spread" in val and val["no_spread"].eq(True).any():
+        text += f"; {NO_SPREAD_MARK} every seed has the same score: no spread, no interval, no test"
     return text + "."
 
 
+def _coverage_examples(ci: str) -> list[tuple[int, float]]:
+    from .statistics import median_interval, normal_coverage
+
+    if ci == "normal":
+        return [(n, normal_coverage(n)) for n in (2, 3, 5, 10)]
+    return [(n, median_interval(list(range(n)))[2]) for n in (2, 3, 5, 10)]
+
+
 def _notes(res: PresetResult, opts: ReportOptions, runs_total: pd.DataFrame) -> list[str]:
-    """The notes under the Markdown table: how every number was made (the LaTeX caption is shorter)."""
+    """The notes under the Markdown table: how every number was made, and every message about what
+    is missing or left out (the LaTeX caption is shorter and takes the latter as a footnote)."""
     p = res.preset
     notes = [_interval_note(res),
              f"selection={opts.selection} (score of a run), setting={opts.setting} (sweep choices.json, "
              "else best mean validation). Percentages. n = seeds with a score of all seeds of the chosen "
-             "setting (failed and missing named)."]
+             "setting (crashed, diverged (NaN), unreadable and missing named)."]
     if p.experiment:
         notes.append(f"Protocol: runs of experiment={p.experiment} (grid {' / '.join(p.grids)} or none).")
     batches = res.long.get("effective_batch", pd.Series(dtype=float)).dropna().astype(int).unique().tolist()
     if batches:
         notes.append("Batch per optimiser step (batch_size × grad_accumulation): "
                      + ", ".join(str(b) for b in sorted(batches)) + ".")
-    precisions = res.long.get("precision", pd.Series(dtype=object)).dropna().unique().tolist()
-    if precisions:
-        notes.append("Precision: " + ", ".join(sorted(map(str, precisions))) + ".")
+    for key, name in (("precision", "Precision"), ("engine", "Engine")):
+        found = sorted({x.strip() for v in res.long.get(key, pd.Series(dtype=object)).dropna() for x in str(v).split(",")})
+        if found:
+            notes.append(f"{name} (of the runs with a score): " + ", ".join(found) + ".")
     if any(e.split == "test" for e in res.entries):
         notes.append("Test: GLUE server scores; ± = 1.96·√(p(1−p)/n) over the n test examples the score "
                      "counts (column n); – for Matthews/Pearson.")
     if p.note:
         notes.append(p.note + ".")
-    for m in res.messages:
-        if m.startswith("Left out"):
-            notes.append(m + ".")
+    notes += [m.rstrip(".") + "." for m in res.messages]
+    if "other_settings" in res.long:
+        for r in res.long[res.long["other_settings"].notna()].itertuples():
+            notes.append(f"{r.row}, {r.task}: shown {r.setting} ({r.setting_source}); not shown: {r.other_settings}.")
+    unreadable = runs_total[runs_total["outcome"] == "unreadable"] if "outcome" in runs_total else runs_total.iloc[0:0]
+    for r in unreadable.itertuples():
+        notes.append(f"Unreadable run (counted, no score): {r.reason}.")
     counts = runs_total["status"].value_counts().to_dict() if not runs_total.empty else {}
     if counts:
         notes.append("Runs scanned: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
@@ -171,14 +192,14 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         cmp_disp = res.compare.copy()
         for c in ("value_a", "value_b", "diff"):
             cmp_disp[c] = cmp_disp[c].map(lambda v: f"{v:.2f}" if pd.notna(v) else "–")
-        for c in ("t", "df"):
+        for c in ("statistic", "df"):
             cmp_disp[c] = cmp_disp[c].map(lambda v: f"{v:.3f}" if pd.notna(v) else "–")
         for c in ("p", "tost_p"):
             cmp_disp[c] = cmp_disp[c].map(lambda v: f"{v:.3g}" if pd.notna(v) else "–")
         cmp_disp = cmp_disp.drop(columns=["test", "a", "b", "ci"])
         write_tables(results_dir / "tables", f"{name}_compare", cmp_disp, res.compare,
                      f"{preset.title}: comparison", [res.compare_note],
-                     caption=_compare_caption(res, opts), latex=_compare_latex(cmp_disp, res.long))
+                     caption=_compare_caption(res, opts), latex=_compare_latex(cmp_disp, res.long, res.center))
         echo(f"\n### Comparison ({res.compare_note})\n\n{to_markdown(cmp_disp)}")
     elif res.compare_note:
         echo(f"[{name}] {res.compare_note}")
@@ -196,14 +217,17 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
 def _compare_caption(res: PresetResult, opts: ReportOptions) -> str:
     a, b = res.compare["a"].iloc[0], res.compare["b"].iloc[0]
     interval = CI_DESCRIPTION[res.ci].format(center=res.center)
+    test = ("the two-sided Mann-Whitney U test p (rank-based, for medians)" if res.center == "median"
+            else "the two-sided Welch t-test p")
+    tost = ("two one-sided Mann-Whitney tests" if res.center == "median" else "two one-sided Welch tests")
     return (f"{a} (a) against {b} (b) per task: {res.center} over seeds with its {interval}; the "
-            f"difference a − b; the two-sided Welch t-test p (different if p < {opts.alpha:g}, otherwise "
+            f"difference a − b of the {res.center}s; {test} (different if p < {opts.alpha:g}, otherwise "
             f"not significantly different, which with a few seeds is not equivalence); whether the two "
-            f"intervals overlap; and the TOST p for equivalence within ±{opts.equivalence_margin:g} points "
-            f"(equivalent if p < {opts.alpha:g}).")
+            f"intervals overlap; and the TOST p ({tost}) for equivalence within ±{opts.equivalence_margin:g} "
+            f"points (equivalent if p < {opts.alpha:g}). No test where both have identical seeds.")
 
 
-def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
+def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame, center: str) -> pd.DataFrame:
     """The comparison as a paper prints it: the two intervals, the difference and the p-values (the
     decisions' wording is in the caption and the Markdown)."""
     tasks = list(long["task"].unique()) if "task" in long else []
@@ -213,7 +237,8 @@ def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
         "Task": [task_name(t, tasks) for t in cmp_disp["task"]],
         "a: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_a"], cmp_disp["ci_a"])],
         "a: n": cmp_disp["n_a"], "b: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_b"], cmp_disp["ci_b"])],
-        "b: n": cmp_disp["n_b"], "a − b": cmp_disp["diff"], "Welch p": cmp_disp["p"],
+        "b: n": cmp_disp["n_b"], "a − b": cmp_disp["diff"],
+        ("Mann-Whitney p" if center == "median" else "Welch p"): cmp_disp["p"],
         "overlap": cmp_disp["intervals_overlap"], "TOST p": cmp_disp["tost_p"]})
 
 

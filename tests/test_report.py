@@ -41,7 +41,8 @@ def test_lora_of_lora_rule():
 def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, h="1a2b3c4d", status="done",
               init_from=None, experiment="symlora_paper", grid=None, trainable=147672, last=None, norms=False,
               preds=(), finished=True, frozen_init=None, model="roberta-base", mismatched=None, accumulation=1,
-              curve=()):
+              curve=(), reason="non-finite training loss (nan) by step 3 of the epoch", precision="bf16",
+              engine=None):
     setting = f"lr={lr},bs={bs},r={rank},h={h}"
     d = root / "runs" / task / method / setting / f"seed={seed}"
     d.mkdir(parents=True, exist_ok=True)
@@ -58,8 +59,8 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
     best = {metric: score} if status == "done" else {}
     if mismatched is not None and status == "done":
         best["accuracy_mismatched"] = mismatched
-    m = {"status": status, "reason": None if status == "done" else "nan loss", "task": task, "method": method,
-         "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid, "precision": "bf16",
+    m = {"status": status, "reason": None if status == "done" else reason, "task": task, "method": method,
+         "seed": seed, "setting": setting, "model": model, "experiment": experiment, "grid": grid, "precision": precision,
          "hyperparameters": hp, "adapter": {"name": method, "rank": rank, "alpha": rank, "options": (
              {"frozen_init": frozen_init} if frozen_init else {})}, "trainable": {"adapter": trainable, "with_head": trainable + 592130},
          "main_metric": metric,
@@ -67,6 +68,8 @@ def write_run(root: Path, task, method, seed, score, *, lr=5e-4, bs=32, rank=8, 
          "last_epoch": 3 if status == "done" else None,
          "last": {metric: score - 0.01 if last is None else last} if status == "done" else {},
          "train_examples": 100, "time_s": 1.0, "examples_per_s": 100.0, "versions": {}, "device": "cpu"}
+    if engine:
+        m["engine"] = engine
     (d / "metrics.json").write_text(json.dumps(m))
     if curve:  # epochs.jsonl: (validation score, training loss) per epoch, as training/fit.py writes it
         (d / "epochs.jsonl").write_text("".join(json.dumps(
@@ -116,8 +119,8 @@ def tree(tmp_path_factory) -> Path:
     for s, v in enumerate(MRPC_LORA[:4]):
         write_run(root, "mrpc", "lora", s, v, trainable=294912)
     write_run(root, "mrpc", "lora", 4, None, trainable=294912, finished=False)  # missing/unfinished
-    for s in range(3):  # every QNLI LoRA seed failed: the row stays, "0 of 3, 3 failed"
-        write_run(root, "qnli", "lora", s, None, status="failed", trainable=294912)
+    for s in range(3):  # every QNLI LoRA seed failed: the row stays, "0 of 3, 3 crashed"
+        write_run(root, "qnli", "lora", s, None, status="failed", trainable=294912, reason="CUDA out of memory")
     # the same rte LoRA setting under another protocol (the DeLoRA report's): never mixed in
     for s in range(2):
         write_run(root, "rte", "lora", s, 0.99, h="0000aaaa", experiment="delora_report", grid="delora_table1")
@@ -190,7 +193,7 @@ def test_collect_counts_failed_and_missing(tree):
 def test_symlora_table1(reports, tree):
     res = reports["symlora_table1"]
     rte = cell(res, "SymLoRA validation", "rte")
-    assert rte["n_label"] == "4 of 5, 1 failed" and rte["n_failed"] == 1
+    assert rte["n_label"] == "4 of 5, 1 diverged (NaN)" and rte["n_failed"] == 1
     assert rte["setting"] == "lr=0.0005,bs=32,r=8,h=1a2b3c4d"        # best mean, not the 0.60 setting
     assert rte["value"] == pytest.approx(83.0)
     assert rte["half_width"] == pytest.approx(100 * 1.96 * st.sample_sd(RTE_SYM) / 2)  # normal (paper)
@@ -207,7 +210,7 @@ def test_symlora_table1(reports, tree):
     assert {"SymLoRA validation: ours", "SymLoRA validation: n", "SymLoRA validation: paper",
             "SymLoRA validation: Δ", "SymLoRA test: ours", "LoRA validation: ours"} <= set(disp.columns)
     row = disp[disp["Task"] == "RTE"].iloc[0]
-    assert row["SymLoRA validation: n"] == "4 of 5, 1 failed" and row["SymLoRA validation: ours"].startswith("83.0 ± ")
+    assert row["SymLoRA validation: n"] == "4 of 5, 1 diverged (NaN)" and row["SymLoRA validation: ours"].startswith("83.0 ± ")
     assert row["SymLoRA test: ours"] == "78.0 ± 1.5" and row["SymLoRA test: n"] == "3,000"
     assert disp[disp["Task"] == "CoLA"].iloc[0]["SymLoRA test: ours"] == "60.0 ± –"
     for ext in ("md", "csv", "tex"):
@@ -265,9 +268,9 @@ def test_a_row_takes_one_protocol_and_counts_the_others(reports):
 
 def test_a_method_whose_runs_all_failed_keeps_its_row(reports):
     q = cell(reports["symlora_table1"], "LoRA validation", "qnli")
-    assert q["n_label"] == "0 of 3, 3 failed" and math.isnan(q["value"])
+    assert q["n_label"] == "0 of 3, 3 crashed" and math.isnan(q["value"])
     s = reports["all"]
-    assert "0 of 3, 3 failed" in set(s.long["n_label"])
+    assert "0 of 3, 3 crashed" in set(s.long["n_label"])
 
 
 def test_sweep_choice_wins_and_the_median_gets_its_own_interval(reports):
@@ -311,10 +314,10 @@ def test_comparison_wording(reports):
     c = reports["symlora_table1"].compare.set_index("task")
     ref = stats.ttest_ind(RTE_SYM, RTE_LORA, equal_var=False)
     assert c.loc["rte", "p"] == pytest.approx(ref.pvalue)
-    assert c.loc["rte", "welch"] == f"different (Welch p = {ref.pvalue:.3g})"
+    assert c.loc["rte", "decision"] == f"different (Welch p = {ref.pvalue:.3g})"
     ref_m = stats.ttest_ind(MRPC_SYM, MRPC_LORA[:4], equal_var=False)
-    assert ref_m.pvalue >= 0.05 and c.loc["mrpc", "welch"].startswith("not significantly different (Welch p = ")
-    assert "tied" not in " ".join(c["welch"])
+    assert ref_m.pvalue >= 0.05 and c.loc["mrpc", "decision"].startswith("not significantly different (Welch p = ")
+    assert "tied" not in " ".join(c["decision"])
     assert c.loc["mrpc", "equivalence"].startswith(("equivalent within", "equivalence not shown within"))
 
 
