@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from .presets import Entry, Preset
-from .published import find_published, find_test_score
+from .published import find_published, find_test_entry
 from .selection import choose_setting, score_column
 from .statistics import (CI_DESCRIPTION, NON_BERNOULLI, check_ci, compare_groups, intervals_overlap,
                          summarize, test_half_width)
@@ -327,8 +327,10 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
             }
             if e.split == "test":
                 names = [e.variant, e.label, e.label.split()[0]]
-                p = find_test_score(test_scores, task, names, rank)
-                n = TEST_SIZE.get(task)
+                p, pooled = find_test_entry(test_scores, task, names, rank)
+                # MNLI given as one number (plain "mnli"): matched and mismatched pooled, so is its n
+                n = TEST_SIZE["mnli"] + TEST_SIZE["mnli_mm"] if pooled else TEST_SIZE.get(task)
+                row["test_pooled"] = pooled
                 hw = test_half_width(run_task(task), p, task_metric(task), n)
                 row.update(value=_pct(p), half_width=_pct(hw) if hw is not None else math.nan, test_n=n,
                            ci="bernoulli" if hw is not None else "–")
@@ -372,7 +374,7 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
         if preset.average:
             rows.append(_average_row(preset, e, rows, tasks, published, opts.selection, ci, center))
 
-    long = pd.DataFrame(rows)
+    long = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["row", "task", "split", "value", "n_total"])
     # keep a row when it is required (a paper's row) or has runs of ours (all failed included)
     has_runs = lambda label: long[(long["row"] == label)].get("n_total", pd.Series(dtype=float)).fillna(0).gt(0).any()  # noqa: E731
     keep = [e for e in entries if e.required or has_runs(e.label)]
@@ -475,7 +477,12 @@ def _display(preset: Preset, entries: list[Entry], tasks: list[str], long: pd.Da
                 if r else "–"
             pline[name(t)] = fmt_published(r) if r else "–"
             dline[name(t)] = fmt(r.get("diff"), sign=True) if r else "–"
-        out += [base, nline] + ([pline, dline] if has_pub else [])
+        rline = []
+        if e.rank == "published":  # the paper's own line: the rank per task (DeLoRA Table 1)
+            ranks = {name(t): cells.get((e.label, t), {}).get("rank") for t in task_cols}
+            rline = [{"Method": "", "Trainable": "", "": "rank",
+                      **{k: "–" if v is None or pd.isna(v) else str(int(v)) for k, v in ranks.items()}}]
+        out += [base, nline] + rline + ([pline, dline] if has_pub else [])
     return pd.DataFrame(out)
 
 

@@ -75,6 +75,8 @@ class ReportOptions:
                 continue
             if not ok:
                 problems.append(f"{f.name}={value!r}: expected {accepts}")
+        if isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and not 0 < self.alpha < 1:
+            problems.append(f"alpha={self.alpha!r}: expected a significance level between 0 and 1 (e.g. 0.05)")
         if problems:
             raise ReportInputError("invalid option(s):\n  " + "\n  ".join(problems))
 
@@ -139,6 +141,9 @@ def _notes(res: PresetResult, opts: ReportOptions, runs_total: pd.DataFrame) -> 
     if any(e.split == "test" for e in res.entries):
         notes.append("Test: GLUE server scores; ± = 1.96·√(p(1−p)/n) over the n test examples the score "
                      "counts (column n); – for Matthews/Pearson.")
+        if "test_pooled" in res.long and res.long["test_pooled"].eq(True).any():
+            notes.append("Test MNLI given as one number (task mnli): matched and mismatched together, "
+                         "n = 9,796 + 9,847; give MNLI-m and MNLI-mm for each on its own n.")
     if p.note:
         notes.append(p.note + ".")
     notes += [m.rstrip(".") + "." for m in res.messages]
@@ -147,7 +152,7 @@ def _notes(res: PresetResult, opts: ReportOptions, runs_total: pd.DataFrame) -> 
             notes.append(f"{r.row}, {r.task}: shown {r.setting} ({r.setting_source}); not shown: {r.other_settings}.")
     unreadable = runs_total[runs_total["outcome"] == "unreadable"] if "outcome" in runs_total else runs_total.iloc[0:0]
     for r in unreadable.itertuples():
-        notes.append(f"Unreadable run (counted, no score): {r.reason}.")
+        notes.append(f"Unreadable run (counted, no score): {' '.join(str(r.reason).split())}.")
     counts = runs_total["status"].value_counts().to_dict() if not runs_total.empty else {}
     if counts:
         notes.append("Runs scanned: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
@@ -171,7 +176,10 @@ def _caption(res: PresetResult) -> str:
 
 
 def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, published, test_scores,
-                  opts: ReportOptions, echo: Callable[[str], None] = print) -> PresetResult | None:
+                  opts: ReportOptions, echo: Callable[[str], None] = print,
+                  all_runs: pd.DataFrame | None = None) -> PresetResult | None:
+    """One preset's tables, comparison, figures and zip; ``all_runs`` (default ``runs``) is every run
+    scanned, unreadable ones included, which the notes count and name."""
     preset: Preset = get_preset(name)
     if runs.empty and not preset.entries:
         return None  # summary with nothing to show
@@ -180,7 +188,7 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         echo(f"[{name}] {m}")
     if res.n_matched_runs == 0 and not preset.entries:
         return res
-    notes = _notes(res, opts, runs)
+    notes = _notes(res, opts, runs if all_runs is None else all_runs)
     paths = write_tables(results_dir / "tables", name, res.display, res.long, preset.title, notes,
                          caption=_caption(res))
     echo(f"\n## {preset.title}\n\n{to_markdown(res.display)}")
@@ -306,10 +314,14 @@ def run_report(options: ReportOptions, echo: Callable[[str], None] = print) -> d
         raise ReportInputError(f"results_dir={results_dir}: no such directory (it should hold runs/, "
                                "as train.py and sweep.py write it)")
     names = PAPER_PRESETS if opts.preset == "papers" else [opts.preset]
-    for n in names:
-        get_preset(n)  # an unknown name fails before any work
+    presets = [get_preset(n) for n in names]  # an unknown name fails before any work
+    if opts.test_scores and not any(e.split == "test" for p in presets for e in p.entries):
+        with_test = [p for p in PAPER_PRESETS if any(e.split == "test" for e in get_preset(p).entries)]
+        raise ReportInputError(f"test_scores={opts.test_scores}: preset={opts.preset} has no test column, so "
+                               f"the scores would be ignored; presets with one: {', '.join(with_test)} "
+                               "(or preset=papers)")
     runs = collect_runs(results_dir)
-    choices = load_choices(results_dir, opts.grid)
+    choices = load_choices(results_dir, opts.grid) if opts.setting == "sweep" else []
     pub = load_published(opts.published)
     tests = load_test_scores(opts.test_scores)
     if runs.empty:
@@ -322,10 +334,20 @@ def run_report(options: ReportOptions, echo: Callable[[str], None] = print) -> d
         echo(f"{len(runs)} run directories: " + ", ".join(
             f"{k} {v}" for k, v in sorted(runs["status"].value_counts().to_dict().items()))
             + f"; sweep choices: {len(choices)}")
+        for r in runs[runs["outcome"] == "unreadable"].itertuples():
+            echo(f"  unreadable run, counted without a score: {' '.join(str(r.reason).split())}")
         for _, r in runs[runs["rows_skipped"] > 0].iterrows():
             echo(f"  {r['run_dir']}: {r['rows_skipped']} malformed data row(s) skipped "
                  "(metrics.json 'data' names the lines)")
-    return {n: report_preset(n, results_dir, runs, choices, pub, tests, opts, echo) for n in names}
+    return {n: report_preset(n, results_dir, _placed(runs), choices, pub, tests, opts, echo, runs) for n in names}
+
+
+def _placed(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a table can place: a run whose config.yaml cannot be read names no task or method (it is
+    listed, with its file, in the notes and on the console, and counted among the runs scanned)."""
+    if runs.empty:
+        return runs
+    return runs[runs["task"].fillna("").astype(str).ne("") & runs["method"].notna()]
 
 
 __all__ = ["ReportOptions", "ReportInputError", "run_report", "report_preset"]

@@ -166,9 +166,8 @@ def test_scores(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reports(tree, test_scores):
-    out = {}
-    for preset in PAPER_PRESETS + ["all"]:
-        out[preset] = report(tree, preset=preset, test_scores=str(test_scores))[preset]
+    out = report(tree, preset="papers", test_scores=str(test_scores))
+    out["all"] = report(tree, preset="all")["all"]
     return out
 
 
