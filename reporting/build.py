@@ -127,7 +127,7 @@ def _no_score_kinds(srun: pd.DataFrame, tcol: str) -> dict[str, int]:
         else:
             continue
         kinds[kind] = kinds.get(kind, 0) + 1
-    return kinds
+    return dict(sorted(kinds.items()))
 
 
 def _joined(values) -> str | None:

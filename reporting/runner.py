@@ -190,7 +190,7 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         return res
     notes = _notes(res, opts, runs if all_runs is None else all_runs)
     paths = write_tables(results_dir / "tables", name, res.display, res.long, preset.title, notes,
-                         caption=_caption(res))
+                         caption=_caption(res), latex_notes=res.messages)
     echo(f"\n## {preset.title}\n\n{to_markdown(res.display)}")
     for n in notes:
         echo(n)
