@@ -10,12 +10,12 @@ import pandas as pd
 
 from .build import Options, PresetResult, build_preset
 from .collect import collect_runs, load_choices
-from .figures import bar_chart, layer_norm_figure, learning_curves
+from .figures import bar_chart, difference_chart, layer_norm_figure, learning_curves
 from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import ReportInputError, load_published, load_test_scores
 from .selection import best_seed_run
 from .build import CLIPPED_MARK, NO_SPREAD_MARK, coverage_text
-from .statistics import BOOTSTRAP_MIN_SEEDS, CI_DESCRIPTION
+from .statistics import BOOTSTRAP_MIN_SEEDS, CI_DESCRIPTION, difference_interval
 from .submission import SubmissionError, collect_prediction_files, write_submission
 from .tables import to_markdown, write_tables
 
@@ -213,7 +213,7 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         echo(f"[{name}] {res.compare_note}")
 
     if opts.figures:
-        written = _figures(name, preset, res, results_dir / "figures", opts.figure_method)
+        written = _figures(name, preset, res, results_dir / "figures", opts.figure_method, opts)
         if written:
             echo("figures: " + ", ".join(str(p) for p in written))
 
@@ -250,8 +250,44 @@ def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame, center: str) -> p
         "overlap": cmp_disp["intervals_overlap"], "TOST p": cmp_disp["tost_p"]})
 
 
-def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure_method: str | None) -> list[Path]:
+def _differences(res: PresetResult, opts: ReportOptions) -> pd.DataFrame:
+    """Each validation row's difference to the baseline row (the LoRA row with runs, else the preset's
+    second compared row), per task, with its interval (statistics.difference_interval), in points."""
+    from .build import score_column, task_metric, task_score_column
+
+    val = [e for e in res.entries if e.split == "validation"]
+    has = lambda e: any(not sub.empty for (lab, _), sub in res.chosen.items() if lab == e.label)  # noqa: E731
+    with_runs = [e for e in val if has(e)]
+    base = next((e for e in with_runs if e.variant == "lora"), None)
+    if base is None and res.preset.compare:
+        base = next((e for e in with_runs if e.label == res.preset.compare[1]), None)
+    if base is None or len(with_runs) < 2:
+        return pd.DataFrame()
+    col = score_column(opts.selection)
+    tasks = list(dict.fromkeys(t for t in res.long["task"] if t != "average"))
+
+    def scores(label, task):
+        sub = res.chosen.get((label, task))
+        return [] if sub is None else sub[sub["status"] == "done"][task_score_column(col, task)].dropna().tolist()
+
+    rows = []
+    for e in with_runs:
+        if e is base:
+            continue
+        for t in tasks:
+            d, lo, hi = difference_interval(scores(e.label, t), scores(base.label, t), res.center,
+                                            n_boot=opts.bootstrap_samples, seed=opts.bootstrap_seed)
+            rows.append({"row": e.label, "baseline": base.label, "task": t, "metric": task_metric(t),
+                         "diff": 100 * d, "low": 100 * lo, "high": 100 * hi})
+    return pd.DataFrame(rows)
+
+
+def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure_method: str | None,
+             opts: ReportOptions | None = None) -> list[Path]:
     written = bar_chart(res.long, fig_dir, f"{name}_bars", preset.title)
+    diffs = _differences(res, opts or ReportOptions())
+    if not diffs.empty:
+        written += difference_chart(diffs, fig_dir, f"{name}_differences", preset.title)
     variants = [figure_method] if figure_method else list(preset.figure_variants) or list(
         dict.fromkeys(e.variant for e in res.entries if e.split == "validation"))[:2]
     by_method: dict[str, dict[str, list[str]]] = {}
