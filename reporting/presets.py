@@ -221,13 +221,24 @@ def summary_preset(name: str = "all") -> Preset:
                   "the 95% Student-t interval.")
 
 
+def grid_preset(grid: str) -> Preset:
+    """A grid without a paper table (e.g. smoke): every group of runs of its protocol (the grid's
+    experiment, and runs of the grids of that experiment or none), no published numbers."""
+    return Preset(name=grid, grid=grid, title=f"Grid {grid} (every group of runs of its protocol)",
+                  layout="methods_as_rows", tasks=[], entries=[], ci="t", extra_variants=["*"],
+                  caption=f"The runs of grid {grid}'s protocol: mean over seeds with the 95% Student-t interval.")
+
+
 def preset_names() -> list[str]:
-    return PAPER_PRESETS + list(SUMMARY_NAMES) + ["papers"]
+    return PAPER_PRESETS + [g for g in all_grids() if g not in PRESETS] + list(SUMMARY_NAMES) + ["papers"]
 
 
 def get_preset(name: str) -> Preset:
+    """A paper preset, a grid's summary (any other grid in configs/grid/), or the summary of all runs."""
     if name in SUMMARY_NAMES:
         return summary_preset(name)
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; choose one of {preset_names()}")
-    return PRESETS[name]
+    if name in PRESETS:
+        return PRESETS[name]
+    if name in all_grids():
+        return grid_preset(name)
+    raise KeyError(f"unknown preset {name!r}; choose one of {preset_names()}")

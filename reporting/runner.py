@@ -26,7 +26,7 @@ CHOICES = {"ci": (None, *CI_DESCRIPTION), "center": (None, "mean", "median"),
 
 @dataclass
 class ReportOptions:
-    """Every option of ``report.py`` (configs/report.yaml documents each)."""
+    """Every option of ``report.py`` (reporting/report.yaml documents each)."""
     results_dir: str | Path = "results"
     preset: str = "all"
     ci: str | None = None

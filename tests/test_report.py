@@ -640,3 +640,32 @@ def test_an_unreadable_config_yaml_is_one_line_naming_it(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"unreadable run, counted without a score: {d / 'config.yaml'}: unreadable" in out.stdout
     assert "row" not in out.stderr
+
+
+# ------------------------------------------------------------------ report.py as a user types it
+def test_grid_option_and_a_grid_preset_as_typed(tmp_path):
+    for s, v in enumerate((0.60, 0.62)):
+        write_run(tmp_path, "mnli", "lora", s, v, experiment="quickstart", grid="smoke")
+    write_run(tmp_path, "mnli", "lora", 0, 0.99, experiment="symlora_paper", h="99999999")  # another protocol
+    (tmp_path / "sweeps" / "smoke").mkdir(parents=True)
+    (tmp_path / "sweeps" / "smoke" / "choices.json").write_text("[]")
+    res = report(tmp_path, preset="smoke", figures=False)["smoke"]
+    assert cell(res, "lora (r=8)", "mnli")["value"] == pytest.approx(61.0)
+    assert res.left_out == {"experiment=symlora_paper, grid=null": 1}
+    out = subprocess.run([sys.executable, str(REPO / "report.py"), f"results_dir={tmp_path}", "grid=smoke",
+                          "preset=smoke", "figures=false"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Grid smoke" in out.stdout and "61.0" in out.stdout
+
+
+def test_help_says_a_word_on_every_option():
+    import yaml
+
+    out = subprocess.run([sys.executable, str(REPO / "report.py"), "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    options = [k for k in yaml.safe_load((REPO / "reporting" / "report.yaml").read_text()) if k not in ("defaults", "hydra")]
+    assert set(options) == {f.name for f in __import__("dataclasses").fields(ReportOptions)}
+    lines = out.stdout.splitlines()
+    for key in options:
+        line = next((ln for ln in lines if ln.strip().startswith(key + " ")), None)
+        assert line is not None and len(line.split()) >= 3, key  # the key, then words on it
