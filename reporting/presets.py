@@ -54,7 +54,7 @@ class Preset:
     model: str | None = None               # substring the run's model must contain (runs with none pass)
     caption: str = ""                      # what a paper can keep under the table
     note: str = ""
-    grid: str | None = None                # the sweep grid of the same name (None: summary, no protocol)
+    grid: str | None = None                # the sweep grid; set to ``name`` for a paper preset (one name)
 
     @property
     def experiment(self) -> str | None:
@@ -74,27 +74,30 @@ def all_grids() -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def grid_experiment(grid: str) -> str | None:
-    """The experiment a grid composes its runs with (its ``experiment=<name>`` override)."""
+    """The experiment a grid composes its runs with: its ``experiment`` key, the one home of the
+    protocol (sweeping/grid.py makes it every run's first override)."""
     import yaml
 
     path = GRID_DIR / f"{grid}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"preset {grid!r} names the grid {path}, which does not exist")
     data = yaml.safe_load(path.read_text()) or {}
-    names = [o.split("=", 1)[1] for o in data.get("overrides") or [] if str(o).startswith("experiment=")]
-    return names[-1] if names else None
+    return None if data.get("experiment") is None else str(data["experiment"])
 
 
 PRESETS: dict[str, Preset] = {}
 
 
 def _add(p: Preset) -> None:
-    PRESETS[p.name] = p
+    """A paper preset: its name is its grid's (configs/grid/<name>.yaml), written once."""
+    from dataclasses import replace
+
+    PRESETS[p.name] = replace(p, grid=p.name)
 
 
 _SYM = ("symlora_paper", "1")
 _add(Preset(
-    name="symlora_table1", grid="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)",
+    name="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)",
     layout="tasks_as_rows",
     tasks=["cola", "qnli", "sst2", "mnli", "mnli_mm", "qqp", "rte", "mrpc", "stsb"],
     entries=[
@@ -116,7 +119,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="delora_table1", grid="delora_table1", title="DeLoRA report, Table 1 (roberta-base)",
+    name="delora_table1", title="DeLoRA report, Table 1 (roberta-base)",
     layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli", "mrpc", "rte", "stsb"],
     entries=[
         Entry("Full FT", "full", None, pub=("lora_paper", "2", "full")),
@@ -137,7 +140,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="delora_table2", grid="delora_table2", title="DeLoRA report, Table 2 (ranks, roberta-base)",
+    name="delora_table2", title="DeLoRA report, Table 2 (ranks, roberta-base)",
     layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli"],
     entries=[Entry(f"DeLoRA r={r}", "delora", r, pub=("delora_report", "2", "delora")) for r in (16, 32, 64)],
     ci="t", compare=("DeLoRA r=64", "DeLoRA r=16"), extra_variants=["delora"], average="ours",
@@ -148,7 +151,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="delora_table3", grid="delora_table3",
+    name="delora_table3",
     title="DeLoRA report, Table 3 (LoRA of LoRA, from an MNLI LoRA, roberta-base)",
     layout="methods_as_rows", tasks=["mrpc", "rte", "stsb"],
     entries=[
@@ -163,7 +166,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="asymmetry", grid="asymmetry",
+    name="asymmetry",
     title="Asymmetry paper (Zhu et al.), B-only and A-only vs LoRA (roberta-large; GLUE without QQP)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "rte", "stsb"],
     entries=[
@@ -194,14 +197,14 @@ _LORA_CAPTION = ("LoRA (rank 8 on query and value) on GLUE with roberta-base, {r
                  "seeds of each run's best epoch, as in the LoRA paper, with its distribution-free "
                  "order-statistic interval (coverage stated). Full FT and BitFit: the LoRA paper's.")
 _add(Preset(
-    name="lora_table2", grid="lora_table2", title="LoRA paper, Table 2 (roberta-base rows; the table's batch)",
+    name="lora_table2", title="LoRA paper, Table 2 (roberta-base rows; the table's batch)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
     entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",
     model="roberta-base",
     caption=_LORA_CAPTION.format(reading="the table's batch size per optimiser step"),
 ))
 _add(Preset(
-    name="lora_table2_scripts", grid="lora_table2_scripts",
+    name="lora_table2_scripts",
     title="LoRA paper, Table 2 (roberta-base rows; the scripts' 8-process batch)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
     entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",

@@ -669,3 +669,38 @@ def test_help_says_a_word_on_every_option():
     for key in options:
         line = next((ln for ln in lines if ln.strip().startswith(key + " ")), None)
         assert line is not None and len(line.split()) >= 3, key  # the key, then words on it
+
+
+# ------------------------------------------------------------------ one rule for a run's protocol
+def test_the_protocol_is_part_of_a_runs_identity():
+    from rundir import config_hash
+    from sweeping.identity import Composer
+
+    composer = Composer()
+    paper = composer.config(["experiment=symlora_paper", "task=rte", "adapter=lora"], seed=0)
+    by_hand = composer.config(["task=rte", "adapter=lora"], seed=0)
+    for key, value in paper.items():  # the paper's every setting, typed by hand
+        if key not in ("experiment", "hydra"):
+            by_hand[key] = value
+    assert by_hand.experiment is None and config_hash(paper) != config_hash(by_hand)
+    by_hand.experiment = "symlora_paper"
+    assert config_hash(paper) == config_hash(by_hand)
+    launched = composer.config(["experiment=symlora_paper", "task=rte", "adapter=lora", "grid_name=other"], seed=0)
+    assert config_hash(launched) == config_hash(paper)  # the grid that launched it is not part of it
+
+
+def test_a_grid_names_its_protocol_once():
+    import yaml
+
+    from sweeping.grid import GridError, load_grid
+
+    for path in sorted((REPO / "configs" / "grid").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        assert data["name"] == path.stem and data.get("experiment"), path.name
+        grid = load_grid(data)
+        assert grid.overrides[0] == f"experiment={data['experiment']}" and grid.experiment == grid_experiment(path.stem)
+        assert not any(o.startswith("experiment=") for o in grid.overrides[1:])
+    with pytest.raises(GridError, match="the grid's protocol is its experiment key"):
+        load_grid({"name": "x", "tasks": ["rte"], "methods": ["lora"], "seeds": [0],
+                   "overrides": ["experiment=quickstart"]})
+    assert all(p.grid == p.name for p in PRESETS.values())
