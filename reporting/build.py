@@ -55,6 +55,7 @@ class PresetResult:
 def fmt(v: Any, digits: int = 1, sign: bool = False) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)) or pd.isna(v):
         return "–"
+    v = round(float(v), digits) + 0.0  # no "-0.0"
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rundir import read_epochs  # noqa: E402
@@ -160,23 +161,23 @@ def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> 
         have = np.isfinite(vals)
         lo = np.nan_to_num(vals - sub["ci_low"].astype(float).to_numpy())[have]
         hi = np.nan_to_num(sub["ci_high"].astype(float).to_numpy() - vals)[have]
-        ax.bar(pos[have], vals[have], width, yerr=np.vstack([lo, hi]), label=label, color=f"C{i}",
-               error_kw=ERROR_STYLE)
+        ax.bar(pos[have], vals[have], width, yerr=np.vstack([lo, hi]), color=f"C{i}", error_kw=ERROR_STYLE)
         for xp in pos[~have]:
             ax.text(xp, 1.0, "no runs", rotation=90, ha="center", va="bottom", fontsize=5, color="0.4")
         pub = sub["published"].astype(float).to_numpy()
         if np.isfinite(pub).any():
-            ax.scatter(pos, pub, label="published" if "published" not in ax.get_legend_handles_labels()[1] else None,
-                       **PUBLISHED_STYLE)
+            ax.scatter(pos, pub, label="published", **PUBLISHED_STYLE)
     lowest = np.nanmin(np.append(df["ci_low"].astype(float).to_numpy(), 0.0))
     ax.set_ylim(bottom=min(0.0, 10 * math.floor(lowest / 10)), top=100)
     ax.set_xticks(x, [_task_label(t, metric[t], tasks) for t in tasks], fontsize=7)
     ax.set_ylabel("score (accuracy %; correlations ×100)", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    handles, labels = ax.get_legend_handles_labels()
+    # one legend entry per row in its colour, bars or not (a row without runs says so at its place)
+    handles = [Patch(facecolor=f"C{i}", label=label) for i, label in enumerate(rows)]
+    published = [c for c in ax.collections if c.get_label() == "published"][:1]
     fig.tight_layout()
-    _legend_below(fig, ax, handles, labels)
+    _legend_below(fig, ax, handles + published, rows + ["published"] * len(published))
     return _save(fig, out_dir, stem)
 
 

@@ -100,3 +100,14 @@ def test_median_difference_interval_is_a_seeded_bootstrap():
     assert d == pytest.approx(0.13) and (lo, hi) == tuple(pytest.approx(q) for q in np.quantile(bx - by, [0.025, 0.975]))
     assert difference_interval([0.9, 0.9], [0.8, 0.8]) == (pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1))
     assert math.isnan(difference_interval([0.9], [0.8, 0.7])[1])
+
+
+def test_every_row_has_its_colour_in_the_legend(tree, saved):  # noqa: F811
+    res = report(tree, preset="delora_table1", submission=False)["delora_table1"]
+    fig = saved["delora_table1_bars"]
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    rows = list(dict.fromkeys(res.long[res.long["split"] == "validation"]["row"]))
+    assert labels == rows + ["published"]
+    colours = [tuple(h.get_facecolor()) for h in legend.legend_handles[:len(rows)]]
+    assert len(set(colours)) == len(rows)  # Full FT, BitFit, ... each its own, runs or not
