@@ -16,7 +16,7 @@ from scipy import stats
 
 from reporting import statistics as st
 from reporting.collect import collect_runs, identify_variant
-from reporting.presets import PAPER_PRESETS, PRESETS, grid_experiment, preset_names
+from reporting.presets import PRESETS, grid_experiment, preset_names
 from reporting.published import ReportInputError, load_test_scores
 from reporting.runner import ReportOptions, run_report
 
