@@ -151,24 +151,30 @@ def _other_settings(sub: pd.DataFrame, setting, tcol: str) -> str | None:
 
 
 # ---------------------------------------------------------------- tasks (MNLI's two validation sets)
+MNLI_COLUMNS = ("mnli_mm", "mnli_all")  # MNLI-mm; MNLI overall (matched and mismatched together)
+
+
 def run_task(task: str) -> str:
-    """The task whose runs fill a column: MNLI-mm is scored on the MNLI runs."""
-    return "mnli" if task == "mnli_mm" else task
+    """The task whose runs fill a column: MNLI-mm and MNLI overall are scored on the MNLI runs."""
+    return "mnli" if task in MNLI_COLUMNS else task
 
 
 def task_score_column(col: str, task: str) -> str:
-    if task != "mnli_mm":
+    if task not in MNLI_COLUMNS:
         return col
-    return "best_mismatched" if col == "best_score" else "last_mismatched"
+    kind = "mismatched" if task == "mnli_mm" else "overall"
+    return f"best_{kind}" if col == "best_score" else f"last_{kind}"
 
 
 def task_metric(task: str) -> str:
-    return "accuracy_mismatched" if task == "mnli_mm" else main_metric(task)
+    return {"mnli_mm": "accuracy_mismatched", "mnli_all": "accuracy_overall"}.get(task) or main_metric(task)
 
 
 def task_name(task: str, tasks: list[str]) -> str:
     if task == "mnli_mm":
         return "MNLI-mm"
+    if task == "mnli_all":
+        return "MNLI"
     if task == "mnli" and "mnli_mm" in tasks:
         return "MNLI-m"
     return "Avg." if task == "average" else display(task)
@@ -316,7 +322,8 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
             rank = e.rank if isinstance(e.rank, int) else None
             pub_row = None
             if e.pub:
-                pub_row = find_published(published, *e.pub, task=task, split=e.split, rank=rank)
+                pub_row = find_published(published, *e.pub, task=run_task(task) if task == "mnli_all" else task,
+                                         split=e.split, rank=rank)
                 if e.rank == "published" and pub_row is not None and not pd.isna(pub_row["rank"]):
                     rank = int(pub_row["rank"])
             tcol = task_score_column(col, task)

@@ -23,12 +23,12 @@ import pandas as pd
 from rundir import RunRecord, find_runs
 
 from .published import ReportInputError
-from .tasks import main_metric, normalise_task
+from .tasks import main_metric, mnli_overall, normalise_task
 
 RUN_COLUMNS = [
     "task", "method", "variant", "rank", "lr", "batch_size", "seed", "setting", "status", "reason",
     "metric", "best_epoch", "best_score", "last_epoch", "last_score", "best_mismatched", "last_mismatched",
-    "trainable_adapter", "trainable_with_head", "model", "experiment", "grid", "effective_batch", "precision",
+    "best_overall", "last_overall", "trainable_adapter", "trainable_with_head", "model", "experiment", "grid", "effective_batch", "precision",
     "init_from", "frozen_init", "has_layer_norms", "has_predictions", "rows_skipped", "engine", "outcome",
     "run_dir",
 ]
@@ -77,6 +77,10 @@ def _rows_skipped(data: Any) -> int:
     return sum(int(r.get("rows_skipped") or 0) for r in data.values() if isinstance(r, dict))
 
 
+def _overall(block: Any, metric: str) -> float:
+    return mnli_overall(block_score(block, metric), block_score(block, "accuracy_mismatched"))
+
+
 def run_row(record: RunRecord) -> dict[str, Any]:
     """One run as a row of the report's run table."""
     m = record.metrics
@@ -95,6 +99,9 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         # MNLI's mismatched accuracy at the epoch chosen by the matched one (the papers' MNLI-mm)
         "best_mismatched": block_score(m.get("best"), "accuracy_mismatched") if mnli else math.nan,
         "last_mismatched": block_score(m.get("last"), "accuracy_mismatched") if mnli else math.nan,
+        # both sets together at that epoch (the DeLoRA report's MNLI "overall accuracy")
+        "best_overall": _overall(m.get("best"), metric) if mnli else math.nan,
+        "last_overall": _overall(m.get("last"), metric) if mnli else math.nan,
         "trainable_adapter": trainable.get("adapter"), "trainable_with_head": trainable.get("with_head"),
         "model": record.model,
         "experiment": record.experiment,  # the protocol: configs/experiment/<name> and the sweep grid
@@ -119,7 +126,8 @@ def collect_runs(results_dir: str | Path) -> pd.DataFrame:
     for col in ("rank", "batch_size", "seed", "best_epoch", "last_epoch", "trainable_adapter",
                 "trainable_with_head", "effective_batch"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("lr", "best_score", "last_score", "best_mismatched", "last_mismatched"):
+    for col in ("lr", "best_score", "last_score", "best_mismatched", "last_mismatched", "best_overall",
+                "last_overall"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df.sort_values(["task", "variant", "rank", "setting", "seed"], na_position="last",
                           ignore_index=True)

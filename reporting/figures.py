@@ -119,6 +119,7 @@ def layer_norm_figure(by_method: dict[str, dict[str, list[str]]], out_dir: Path,
 
 
 METRIC_NAMES = {"accuracy": "accuracy (%)", "accuracy_matched": "accuracy (%)", "accuracy_mismatched": "accuracy (%)",
+                "accuracy_overall": "accuracy (%)",
                 "matthews": "Matthews corr. (×100)", "pearson": "Pearson corr. (×100)"}
 METRIC_SHORT = {"matthews": "MCC", "pearson": "Pearson"}
 PUBLISHED_STYLE = dict(marker="D", s=22, facecolors="white", edgecolors="black", linewidths=0.9, zorder=4)
@@ -126,7 +127,8 @@ ERROR_STYLE = dict(ecolor="0.35", elinewidth=0.8, capsize=2)
 
 
 def _task_label(task: str, metric: str, tasks: list[str]) -> str:
-    names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI", "average": "Avg."}
+    names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI", "mnli_all": "MNLI",
+             "average": "Avg."}
     name = names.get(task, display(task))
     return f"{name}\n({METRIC_SHORT[metric]})" if metric in METRIC_SHORT else name
 

@@ -11,7 +11,7 @@ from .tasks import NON_BERNOULLI, main_metric, normalise_task
 
 def run_task(task: str) -> str:
     """MNLI-mm is scored on the MNLI runs (and with MNLI's metric family)."""
-    return "mnli" if task == "mnli_mm" else task
+    return "mnli" if task in ("mnli_mm", "mnli_all") else task
 
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "reference" / "published_results.csv"
 

@@ -14,7 +14,7 @@ from .figures import bar_chart, difference_chart, layer_norm_figure, learning_cu
 from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import ReportInputError, load_published, load_test_scores
 from .selection import best_seed_run
-from .build import CLIPPED_MARK, NO_SPREAD_MARK, coverage_text
+from .build import CLIPPED_MARK, MNLI_COLUMNS, NO_SPREAD_MARK, coverage_text, run_task
 from .statistics import BOOTSTRAP_MIN_SEEDS, CI_DESCRIPTION, difference_interval
 from .submission import SubmissionError, collect_prediction_files, write_submission
 from .tables import to_markdown, write_tables
@@ -295,7 +295,7 @@ def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure
         by_task: dict[str, list[str]] = {}
         for (label, task), sub in res.chosen.items():
             entry = next(e for e in res.entries if e.label == label)
-            if entry.variant != v or sub.empty or task == "mnli_mm":
+            if entry.variant != v or sub.empty or task in MNLI_COLUMNS:
                 continue
             ok = sub[(sub["status"] == "done") & sub["has_layer_norms"]]
             if not ok.empty and task not in by_task:
@@ -304,16 +304,17 @@ def _figures(name: str, preset: Preset, res: PresetResult, fig_dir: Path, figure
             by_method[v] = by_task
     if by_method:
         written += layer_norm_figure(by_method, fig_dir, f"{name}_layer_norms",
-                                     [t for t in preset.tasks if t != "mnli_mm"] or None)
+                                     [run_task(t) for t in preset.tasks if t != "mnli_mm"] or None)
     curves: dict[str, dict[str, list[str]]] = {}  # every row's finished runs, as the table counts them
     for (label, task), sub in res.chosen.items():
         if task != "mnli_mm" and not sub.empty:
+            task = run_task(task)
             done = sub[sub["status"] == "done"]["run_dir"].tolist()
             if done:
                 curves.setdefault(label, {})[task] = done
     if curves:
         written += learning_curves(curves, fig_dir, f"{name}_curves",
-                                   [t for t in preset.tasks if t != "mnli_mm"] or None)
+                                   [run_task(t) for t in preset.tasks if t != "mnli_mm"] or None)
     return written
 
 
@@ -321,10 +322,10 @@ def _submission(res: PresetResult, results_dir: Path, selection: str, partial: b
     val = [e for e in res.entries if e.split == "validation"]
     for e in val:
         run_by_task = {}
-        for task in {t for (lab, t) in res.chosen if lab == e.label and t != "mnli_mm"}:
-            best = best_seed_run(res.chosen[(e.label, task)], selection, need_predictions=True)
+        for column in {t for (lab, t) in res.chosen if lab == e.label and t != "mnli_mm"}:
+            best = best_seed_run(res.chosen[(e.label, column)], selection, need_predictions=True)
             if best is not None:
-                run_by_task[task] = best["run_dir"]
+                run_by_task[run_task(column)] = best["run_dir"]
         files = collect_prediction_files(run_by_task)
         if not files:
             continue

@@ -704,3 +704,23 @@ def test_a_grid_names_its_protocol_once():
         load_grid({"name": "x", "tasks": ["rte"], "methods": ["lora"], "seeds": [0],
                    "overrides": ["experiment=quickstart"]})
     assert all(p.grid == p.name for p in PRESETS.values())
+
+
+def test_delora_table1_has_the_papers_rows_its_rank_line_and_mnli_overall(tmp_path):
+    m, mm = [0.850, 0.860, 0.855], [0.840, 0.845, 0.850]
+    for s in range(3):
+        write_run(tmp_path, "mnli", "delora", s, m[s], mismatched=mm[s], rank=64, experiment="delora_report",
+                  grid="delora_table1")
+    res = report(tmp_path, preset="delora_table1", figures=False)["delora_table1"]
+    c = cell(res, "DeLoRA (rank as published)", "mnli_all")
+    overall = [(9815 * a + 9832 * b) / (9815 + 9832) for a, b in zip(m, mm)]  # both sets, by hand
+    assert c["value"] == pytest.approx(100 * np.mean(overall)) and c["published"] == pytest.approx(84.6)
+    assert c["metric"] == "accuracy_overall"
+    disp = res.display
+    assert {"Adapter (0.3M)", "Adapter (0.9M)"} <= set(disp["Method"])
+    adapter = disp.index[disp["Method"] == "Adapter (0.3M)"][0]
+    assert disp.loc[adapter + 2, "RTE"] == "71.5 ± 2.7" and disp.loc[adapter + 2, "Trainable"] == "0.3M"
+    delora = disp.index[disp["Method"] == "DeLoRA (rank as published)"][0]
+    rank_line = disp.loc[delora + 2]
+    assert rank_line[""] == "rank" and rank_line["CoLA"] == "64" and rank_line["SST-2"] == "32"
+    assert "MNLI" in disp.columns and "overall accuracy" in (tmp_path / "tables" / "delora_table1.tex").read_text()
