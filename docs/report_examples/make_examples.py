@@ -42,8 +42,10 @@ def main() -> None:
             for method in g["methods"]:
                 ranks = g["ranks"][method] if isinstance(g["ranks"], dict) else g["ranks"]
                 for rank in ranks:
-                    row = find_published(pub, *PUB_KEY.get(method, ("lora_paper", "2", "lora")), task=task,
-                                         rank=rank if method == "delora" else None)
+                    key = PUB_KEY.get(method, ("lora_paper", "2", "lora"))
+                    if grid == "delora_table1" and method == "delora":
+                        key = ("delora_report", "1", "delora")
+                    row = find_published(pub, *key, task=task, rank=rank if method == "delora" else None)
                     base = (row["value"] if row is not None else 85.0) - (3.0 if method == "a_only" else 0.0)
                     if grid == "symlora_table1" and method == "symlora" and task == "qnli":
                         scores = [0.92, 0.92]  # identical seeds: a mark and no test
