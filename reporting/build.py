@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from .presets import Entry, Preset
-from .published import find_published, find_test_score
+from .published import find_published, find_test_entry
 from .selection import choose_setting, score_column
-from .statistics import (CI_DESCRIPTION, TOST_TEST, WELCH_TEST, check_ci, intervals_overlap, summarize,
-                         test_half_width, tost, welch)
+from .statistics import (CI_DESCRIPTION, NON_BERNOULLI, check_ci, compare_groups, intervals_overlap,
+                         summarize, test_half_width)
 from .tasks import TASK_ORDER, TEST_SIZE, display, main_metric
 
 NONE_INIT = "__none__"  # an extra row for runs that record no frozen init
@@ -55,18 +55,37 @@ class PresetResult:
 def fmt(v: Any, digits: int = 1, sign: bool = False) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)) or pd.isna(v):
         return "–"
+    v = round(float(v), digits) + 0.0  # no "-0.0"
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
+NO_SPREAD_MARK = "†"  # identical seeds: "± 0.0" is a fact about the seeds, not an interval
+CLIPPED_MARK = "‡"    # the interval reached past the metric's range and was clipped to it
+
+
+def coverage_text(coverage: Any) -> str:
+    """' (87.8%)' where an interval's actual coverage is not 95% ('' where it is, or unknown)."""
+    if not _finite(coverage) or abs(float(coverage) - 0.95) < 5e-4:
+        return ""
+    return f" ({100 * float(coverage):.3g}%)"
+
+
 def fmt_cell(row: dict) -> str:
+    """Ours: the centre with its interval, the interval's coverage where it is not 95%, a mark for
+    identical seeds (†) and for an interval clipped to the metric's range (‡)."""
     if not _finite(row.get("value")):
         return "–"
     if row.get("split") == "test":
         return f"{fmt(row['value'])} ± {fmt(row.get('half_width'))}"
-    if row.get("ci") in ("bootstrap", "order") and _finite(row.get("ci_low")):
-        return f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    if row.get("no_spread") is True:
+        return f"{fmt(row['value'])} ± 0.0{NO_SPREAD_MARK}"
+    clipped = row.get("clipped") is True
+    mark = CLIPPED_MARK if clipped else ""
+    cov = coverage_text(row.get("coverage"))
+    if (row.get("ci") in ("bootstrap", "order") or clipped) and _finite(row.get("ci_low")):
+        return f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]{mark}{cov}"
     if _finite(row.get("half_width")):
-        return f"{fmt(row['value'])} ± {fmt(row['half_width'])}"
+        return f"{fmt(row['value'])} ± {fmt(row['half_width'])}{cov}"
     return fmt(row["value"])
 
 
@@ -93,25 +112,69 @@ def _pct(v: float) -> float:
     return v * 100.0 if _finite(v) else math.nan
 
 
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """A metric's range as a fraction: correlations [-1, 1], accuracies [0, 1] (intervals are clipped)."""
+    return (-1.0, 1.0) if metric in NON_BERNOULLI else (0.0, 1.0)
+
+
+def _no_score_kinds(srun: pd.DataFrame, tcol: str) -> dict[str, int]:
+    """Seeds that finished without a score, by kind: crashed, diverged (NaN), NaN score, unreadable."""
+    kinds: dict[str, int] = {}
+    for r in srun.itertuples():
+        if r.status == "failed":
+            kind = getattr(r, "outcome", "failed") or "failed"
+        elif r.status == "done" and pd.isna(getattr(r, tcol)):
+            kind = "NaN score"
+        else:
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
+def _joined(values) -> str | None:
+    """The distinct values of a column as one string ('bf16' or 'bf16, fp32'); None when there are none."""
+    if values is None:
+        return None
+    found = sorted({str(v) for v in values.dropna()})
+    return ", ".join(found) if found else None
+
+
+def _other_settings(sub: pd.DataFrame, setting, tcol: str) -> str | None:
+    """The settings of this row's runs that the table does not show (a run made by hand beside a
+    sweep's choice), each with its finished seeds and mean, so that none disappears without a word."""
+    others = []
+    for name, g in sub[sub["setting"] != setting].groupby("setting", sort=True):
+        scores = g[(g["status"] == "done")][tcol].dropna()
+        mean = f"mean {100 * scores.mean():.1f}" if len(scores) else "no score"
+        others.append(f"{name} ({len(scores)} of {len(g)} seeds, {mean})")
+    return "; ".join(others) if others else None
+
+
 # ---------------------------------------------------------------- tasks (MNLI's two validation sets)
+MNLI_COLUMNS = ("mnli_mm", "mnli_all")  # MNLI-mm; MNLI overall (matched and mismatched together)
+
+
 def run_task(task: str) -> str:
-    """The task whose runs fill a column: MNLI-mm is scored on the MNLI runs."""
-    return "mnli" if task == "mnli_mm" else task
+    """The task whose runs fill a column: MNLI-mm and MNLI overall are scored on the MNLI runs."""
+    return "mnli" if task in MNLI_COLUMNS else task
 
 
 def task_score_column(col: str, task: str) -> str:
-    if task != "mnli_mm":
+    if task not in MNLI_COLUMNS:
         return col
-    return "best_mismatched" if col == "best_score" else "last_mismatched"
+    kind = "mismatched" if task == "mnli_mm" else "overall"
+    return f"best_{kind}" if col == "best_score" else f"last_{kind}"
 
 
 def task_metric(task: str) -> str:
-    return "accuracy_mismatched" if task == "mnli_mm" else main_metric(task)
+    return {"mnli_mm": "accuracy_mismatched", "mnli_all": "accuracy_overall"}.get(task) or main_metric(task)
 
 
 def task_name(task: str, tasks: list[str]) -> str:
     if task == "mnli_mm":
         return "MNLI-mm"
+    if task == "mnli_all":
+        return "MNLI"
     if task == "mnli" and "mnli_mm" in tasks:
         return "MNLI-m"
     return "Avg." if task == "average" else display(task)
@@ -259,7 +322,8 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
             rank = e.rank if isinstance(e.rank, int) else None
             pub_row = None
             if e.pub:
-                pub_row = find_published(published, *e.pub, task=task, split=e.split, rank=rank)
+                pub_row = find_published(published, *e.pub, task=run_task(task) if task == "mnli_all" else task,
+                                         split=e.split, rank=rank)
                 if e.rank == "published" and pub_row is not None and not pd.isna(pub_row["rank"]):
                     rank = int(pub_row["rank"])
             tcol = task_score_column(col, task)
@@ -271,8 +335,10 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
             }
             if e.split == "test":
                 names = [e.variant, e.label, e.label.split()[0]]
-                p = find_test_score(test_scores, task, names, rank)
-                n = TEST_SIZE.get(task)
+                p, pooled = find_test_entry(test_scores, task, names, rank)
+                # MNLI given as one number (plain "mnli"): matched and mismatched pooled, so is its n
+                n = TEST_SIZE["mnli"] + TEST_SIZE["mnli_mm"] if pooled else TEST_SIZE.get(task)
+                row["test_pooled"] = pooled
                 hw = test_half_width(run_task(task), p, task_metric(task), n)
                 row.update(value=_pct(p), half_width=_pct(hw) if hw is not None else math.nan, test_n=n,
                            ci="bernoulli" if hw is not None else "–")
@@ -284,21 +350,25 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
                 srun = sub[sub["setting"] == setting] if setting is not None else sub.iloc[0:0]
                 chosen[(e.label, task)] = srun
                 done = srun[(srun["status"] == "done") & srun[tcol].notna()]
-                n_failed = int(((srun["status"] == "failed") | ((srun["status"] == "done") & srun[tcol].isna())).sum())
+                kinds = _no_score_kinds(srun, tcol)
+                n_failed = sum(kinds.values())
                 n_missing = int((srun["status"] == "missing").sum())
                 n_total = max(len(srun), opts.expected_seeds or 0) if len(srun) else (opts.expected_seeds or 0)
                 s = summarize(done[tcol].tolist(), ci, center, n_total, n_failed,
-                              n_missing + max(0, n_total - len(srun)), opts.n_boot, opts.boot_seed)
+                              n_missing + max(0, n_total - len(srun)), opts.n_boot, opts.boot_seed,
+                              bounds=metric_bounds(task_metric(task)), n_other=kinds)
                 for k in ("value", "mean", "median", "sd", "half_width", "ci_low", "ci_high"):
                     s[k] = _pct(s[k])
                 s.pop("ci"), s.pop("center")
                 row.update(s)
-                first = srun.iloc[0] if len(srun) else None
+                ran = done if len(done) else srun  # what ran: the scored runs' records, not a damaged one's
+                first = ran.iloc[0] if len(ran) else None
                 row.update(setting=setting, setting_source=source if setting else None,
                            lr=None if first is None else first["lr"],
                            batch_size=None if first is None else first["batch_size"],
                            effective_batch=None if first is None else first["effective_batch"],
-                           precision=None if first is None else first["precision"],
+                           precision=_joined(done.get("precision")), engine=_joined(done.get("engine")),
+                           other_settings=_other_settings(sub, setting, tcol),
                            rank=rank if rank is not None else (None if first is None else first["rank"]),
                            trainable_adapter=srun["trainable_adapter"].dropna().max() if len(srun) else None,
                            trainable_with_head=srun["trainable_with_head"].dropna().max() if len(srun) else None)
@@ -312,7 +382,7 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
         if preset.average:
             rows.append(_average_row(preset, e, rows, tasks, published, opts.selection, ci, center))
 
-    long = pd.DataFrame(rows)
+    long = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["row", "task", "split", "value", "n_total"])
     # keep a row when it is required (a paper's row) or has runs of ours (all failed included)
     has_runs = lambda label: long[(long["row"] == label)].get("n_total", pd.Series(dtype=float)).fillna(0).gt(0).any()  # noqa: E731
     keep = [e for e in entries if e.required or has_runs(e.label)]
@@ -415,7 +485,12 @@ def _display(preset: Preset, entries: list[Entry], tasks: list[str], long: pd.Da
                 if r else "–"
             pline[name(t)] = fmt_published(r) if r else "–"
             dline[name(t)] = fmt(r.get("diff"), sign=True) if r else "–"
-        out += [base, nline] + ([pline, dline] if has_pub else [])
+        rline = []
+        if e.rank == "published":  # the paper's own line: the rank per task (DeLoRA Table 1)
+            ranks = {name(t): cells.get((e.label, t), {}).get("rank") for t in task_cols}
+            rline = [{"Method": "", "Trainable": "", "": "rank",
+                      **{k: "–" if v is None or pd.isna(v) else str(int(v)) for k, v in ranks.items()}}]
+        out += [base, nline] + rline + ([pline, dline] if has_pub else [])
     return pd.DataFrame(out)
 
 
@@ -440,7 +515,7 @@ def _compare(preset, entries, tasks, chosen, opts, col, ci, center) -> tuple[pd.
     if a is None or b is None or a is b:
         return pd.DataFrame(), f"no comparison: {want} are not two validation rows of this preset"
     margin = opts.equivalence_margin
-    rows = []
+    rows, tests, tost_tests = [], set(), set()
     for t in tasks:
         tcol = task_score_column(col, t)
         ra, rb = chosen.get((a.label, t)), chosen.get((b.label, t))
@@ -448,24 +523,27 @@ def _compare(preset, entries, tasks, chosen, opts, col, ci, center) -> tuple[pd.
         xb = [] if rb is None else rb[(rb["status"] == "done")][tcol].dropna().tolist()
         if not xa and not xb:
             continue
-        sa = summarize(xa, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
-        sb = summarize(xb, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed)
-        w = welch(xa, xb, opts.alpha)
-        eq = tost(xa, xb, margin / 100.0, opts.alpha, f"{margin:g} points")
+        bounds = metric_bounds(task_metric(t))
+        sa = summarize(xa, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed, bounds=bounds)
+        sb = summarize(xb, ci, center, n_boot=opts.n_boot, boot_seed=opts.boot_seed, bounds=bounds)
+        c = compare_groups(xa, xb, center, opts.alpha, margin / 100.0, f"{margin:g} points")
         overlap = intervals_overlap(sa["ci_low"], sa["ci_high"], sb["ci_low"], sb["ci_high"])
+        tests.add(c["test"]), tost_tests.add(c["tost_test"])
         rows.append({"task": t, "a": a.label, "b": b.label, "value_a": _pct(sa["value"]),
                      "value_b": _pct(sb["value"]), "diff": _pct(sa["value"]) - _pct(sb["value"]),
-                     "n_a": sa["n"], "n_b": sb["n"], "t": w["t"], "df": w["df"], "p": w["p"],
-                     "welch": w["decision"], "ci": ci,
+                     "n_a": sa["n"], "n_b": sb["n"], "statistic": c["statistic"], "df": c["df"], "p": c["p"],
+                     "decision": c["decision"], "ci": ci,
                      "ci_a": f"[{fmt(_pct(sa['ci_low']))}, {fmt(_pct(sa['ci_high']))}]",
                      "ci_b": f"[{fmt(_pct(sb['ci_low']))}, {fmt(_pct(sb['ci_high']))}]",
                      "intervals_overlap": {True: "yes", False: "no", None: "n/a"}[overlap],
-                     "tost_p": eq["p"], "equivalence": eq["decision"], "test": w["test"]})
+                     "tost_p": c["tost_p"], "equivalence": c["equivalence"], "test": c["test"]})
     if not rows:
         return pd.DataFrame(), f"no comparison: no finished seeds of {a.label} / {b.label}"
-    note = (f"{a.label} vs {b.label}: {WELCH_TEST} over seeds: 'different' if p < {opts.alpha}, otherwise "
-            f"'not significantly different' (with a few seeds that is low power, not equivalence). "
-            f"Tied only when {TOST_TEST} (margin ±{margin:g} points) gives p < {opts.alpha}. Interval "
+    what = "medians (their difference is shown; the test is rank-based)" if center == "median" else "means"
+    note = (f"{a.label} vs {b.label}, {what}: {' / '.join(sorted(tests))} over seeds: 'different' if p < "
+            f"{opts.alpha}, otherwise 'not significantly different' (with a few seeds that is low power, not "
+            f"equivalence). Tied only when {' / '.join(sorted(tost_tests))} (margin ±{margin:g} points) "
+            f"gives p < {opts.alpha}. No test where both have no spread (identical seeds). Interval "
             f"overlap uses the {CI_DESCRIPTION[ci].format(center=center)}.")
     return pd.DataFrame(rows), note
 

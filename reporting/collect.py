@@ -3,7 +3,8 @@ one run-directory reader, ``rundir.read_run``.
 
 Status: ``done`` / ``failed`` as metrics.json says; ``missing`` for a run with only config.yaml
 (started, unfinished or crashed without writing metrics); a run whose metrics.json or config.yaml
-cannot be read counts as ``failed``, its reason naming the file. Scores stay fractions here.
+cannot be read counts as ``failed``, its reason naming the file. ``outcome`` names why a run has no
+score (see :func:`outcome`). Scores stay fractions here.
 
 Variant rule (which paper row a run belongs to), see :func:`identify_variant`: the DeLoRA report's
 Table 3 methods have names of their own in the harness (`adapter=lora_of_lora`, `adapter=lora_head_only`,
@@ -21,17 +22,31 @@ import pandas as pd
 
 from rundir import RunRecord, find_runs
 
-from .tasks import main_metric, normalise_task
+from .published import ReportInputError
+from .tasks import main_metric, mnli_overall, normalise_task
 
 RUN_COLUMNS = [
     "task", "method", "variant", "rank", "lr", "batch_size", "seed", "setting", "status", "reason",
     "metric", "best_epoch", "best_score", "last_epoch", "last_score", "best_mismatched", "last_mismatched",
-    "trainable_adapter", "trainable_with_head", "model", "experiment", "grid", "effective_batch", "precision",
-    "init_from", "frozen_init", "has_layer_norms", "has_predictions", "rows_skipped", "run_dir",
+    "best_overall", "last_overall", "trainable_adapter", "trainable_with_head", "model", "experiment", "grid", "effective_batch", "precision",
+    "init_from", "frozen_init", "has_layer_norms", "has_predictions", "rows_skipped", "engine", "outcome",
+    "run_dir",
 ]
 
 # rundir's statuses as the report counts them: a run not finished is missing; an unreadable one failed
 _STATUS = {"done": "done", "failed": "failed", "unfinished": "missing", "corrupt": "failed"}
+NO_ENGINE = "—"  # metrics.json without an ``engine`` field (written before the field existed)
+
+
+def outcome(status: str, reason: str | None) -> str:
+    """What became of a run, as the tables name it: done, diverged (NaN), crashed, unreadable
+    (metrics.json or config.yaml cannot be read; the reason names the file) or missing."""
+    if status == "corrupt":
+        return "unreadable"
+    if status == "failed":
+        text = str(reason or "").lower()
+        return "diverged (NaN)" if "non-finite" in text or "nan" in text.split() or "nan loss" in text else "crashed"
+    return _STATUS.get(status, status)
 
 
 def identify_variant(method: str | None) -> str | None:
@@ -62,6 +77,10 @@ def _rows_skipped(data: Any) -> int:
     return sum(int(r.get("rows_skipped") or 0) for r in data.values() if isinstance(r, dict))
 
 
+def _overall(block: Any, metric: str) -> float:
+    return mnli_overall(block_score(block, metric), block_score(block, "accuracy_mismatched"))
+
+
 def run_row(record: RunRecord) -> dict[str, Any]:
     """One run as a row of the report's run table."""
     m = record.metrics
@@ -80,6 +99,9 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         # MNLI's mismatched accuracy at the epoch chosen by the matched one (the papers' MNLI-mm)
         "best_mismatched": block_score(m.get("best"), "accuracy_mismatched") if mnli else math.nan,
         "last_mismatched": block_score(m.get("last"), "accuracy_mismatched") if mnli else math.nan,
+        # both sets together at that epoch (the DeLoRA report's MNLI "overall accuracy")
+        "best_overall": _overall(m.get("best"), metric) if mnli else math.nan,
+        "last_overall": _overall(m.get("last"), metric) if mnli else math.nan,
         "trainable_adapter": trainable.get("adapter"), "trainable_with_head": trainable.get("with_head"),
         "model": record.model,
         "experiment": record.experiment,  # the protocol: configs/experiment/<name> and the sweep grid
@@ -88,6 +110,8 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "has_layer_norms": (record.directory / "layer_norms.json").exists(),
         "has_predictions": pred_dir.is_dir() and any(pred_dir.glob("*.tsv")),
         "rows_skipped": _rows_skipped(m.get("data")),
+        "engine": m.get("engine") or NO_ENGINE,  # reference | fused (training/), as metrics.json records it
+        "outcome": outcome(record.status, record.reason),
         "run_dir": str(record.directory),
     }
 
@@ -102,14 +126,16 @@ def collect_runs(results_dir: str | Path) -> pd.DataFrame:
     for col in ("rank", "batch_size", "seed", "best_epoch", "last_epoch", "trainable_adapter",
                 "trainable_with_head", "effective_batch"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("lr", "best_score", "last_score", "best_mismatched", "last_mismatched"):
+    for col in ("lr", "best_score", "last_score", "best_mismatched", "last_mismatched", "best_overall",
+                "last_overall"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df.sort_values(["task", "variant", "rank", "setting", "seed"], na_position="last",
                           ignore_index=True)
 
 
 def load_choices(results_dir: str | Path, grid: str | None = None) -> list[dict]:
-    """The sweeps' ``choices.json`` entries (all grids, sorted by name; later grids win on conflict)."""
+    """The sweeps' ``choices.json`` entries (all grids, sorted by name; later grids win on conflict).
+    An unreadable file is an error naming it, never a silent fall-back to the best mean."""
     root = Path(results_dir) / "sweeps"
     if not root.is_dir():
         return []
@@ -120,9 +146,12 @@ def load_choices(results_dir: str | Path, grid: str | None = None) -> list[dict]
             continue
         try:
             data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        for entry in data if isinstance(data, list) else []:
-            if isinstance(entry, dict):
-                out.append({**entry, "task": normalise_task(entry.get("task", "")), "grid": p.parent.name})
+        except (OSError, json.JSONDecodeError) as error:
+            raise ReportInputError(f"{p}: unreadable ({error}); the sweep writes it again when rerun, "
+                                   "or setting=best_mean reports without it") from None
+        if not isinstance(data, list) or not all(isinstance(e, dict) and "setting" in e for e in data):
+            raise ReportInputError(f"{p}: expected a JSON list of objects with task, method, setting "
+                                   f"(as the sweep writes it), found {type(data).__name__}")
+        for entry in data:
+            out.append({**entry, "task": normalise_task(entry.get("task", "")), "grid": p.parent.name})
     return out

@@ -1,6 +1,7 @@
 """SymLoRA Figure 1 (per task and layer: ||lambda W0||_F, ||s dW||_F, their difference; one colour scale),
-a per-task bar chart with the 95% intervals, and learning curves (validation score and training loss
-per epoch). PNG and PDF, matplotlib's Agg backend."""
+a per-task bar chart with the intervals, each row's difference to a baseline row with its interval, and
+learning curves (validation score and training loss per epoch). PNG and PDF, matplotlib's Agg backend.
+Tasks in the table's order; legends sit under the plot, titles above it."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rundir import read_epochs  # noqa: E402
@@ -117,55 +119,101 @@ def layer_norm_figure(by_method: dict[str, dict[str, list[str]]], out_dir: Path,
 
 
 METRIC_NAMES = {"accuracy": "accuracy (%)", "accuracy_matched": "accuracy (%)", "accuracy_mismatched": "accuracy (%)",
+                "accuracy_overall": "accuracy (%)",
                 "matthews": "Matthews corr. (×100)", "pearson": "Pearson corr. (×100)"}
+METRIC_SHORT = {"matthews": "MCC", "pearson": "Pearson"}
+PUBLISHED_STYLE = dict(marker="D", s=22, facecolors="white", edgecolors="black", linewidths=0.9, zorder=4)
+ERROR_STYLE = dict(ecolor="0.35", elinewidth=0.8, capsize=2)
+
+
+def _task_label(task: str, metric: str, tasks: list[str]) -> str:
+    names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI", "mnli_all": "MNLI",
+             "average": "Avg."}
+    name = names.get(task, display(task))
+    return f"{name}\n({METRIC_SHORT[metric]})" if metric in METRIC_SHORT else name
+
+
+def _legend_below(fig, ax, handles, labels) -> None:
+    """The legend under the plot, the title above it: they never overlap, whatever the entries."""
+    if handles:
+        fig.legend(handles, labels, fontsize=7, ncol=min(3, len(labels)), loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0), frameon=False)
 
 
 def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> list[Path]:
-    """Validation scores per task, one panel per metric (accuracy, Matthews, Pearson), the y-axis
-    from zero; one bar per row of ours with its interval, published values as black ticks."""
+    """Validation scores per task in the table's task order (correlations ×100, marked on the axis):
+    one bar per row of ours with its interval, the published value as a hollow diamond; a row without
+    a score on a task draws no bar and says "no runs" there. The y-axis starts at zero (or below, for
+    a negative correlation)."""
     if long.empty or "split" not in long:
         return []
     df = long[(long["split"] == "validation") & (long["task"] != "average")]
     if df.empty or not df["value"].notna().any():
         return []
     rows = list(dict.fromkeys(df["row"]))
-    df = df.assign(panel=df["metric"].map(lambda m: METRIC_NAMES.get(m, m)))
-    panels = list(dict.fromkeys(df["panel"]))
-    ntasks = [df[df["panel"] == p]["task"].nunique() for p in panels]
-    fig, axes = plt.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": ntasks},
-                             figsize=(max(4.0, 0.9 * sum(ntasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.4))
+    tasks = list(dict.fromkeys(df["task"]))  # the table's order
+    metric = {t: df[df["task"] == t]["metric"].iloc[0] for t in tasks}
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(tasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.4))
     width = 0.8 / max(len(rows), 1)
-    for ax, panel in zip(axes[0], panels):
-        sub_panel = df[df["panel"] == panel]
-        tasks = list(dict.fromkeys(sub_panel["task"]))
-        x = np.arange(len(tasks))
-        for i, label in enumerate(rows):
-            sub = sub_panel[sub_panel["row"] == label].set_index("task").reindex(tasks)
-            vals = sub["value"].astype(float).to_numpy()
-            lo = np.nan_to_num(vals - sub["ci_low"].astype(float).to_numpy())
-            hi = np.nan_to_num(sub["ci_high"].astype(float).to_numpy() - vals)
-            pos = x - 0.4 + width * (i + 0.5)
-            ax.bar(pos, np.nan_to_num(vals), width, yerr=np.vstack([lo, hi]), capsize=2,
-                   label=label, color=f"C{i}")
-            pub = sub["published"].astype(float).to_numpy()
-            if np.isfinite(pub).any():
-                ax.scatter(pos, pub, marker="_", s=120, color="black", zorder=3,
-                           label="published" if i == 0 and ax is axes[0][0] else None)
-        lowest = np.nanmin(np.append(sub_panel["ci_low"].astype(float).to_numpy(), 0.0))
-        ax.set_ylim(bottom=min(0.0, 10 * math.floor(lowest / 10)), top=100)  # from zero (Matthews may be < 0)
-        names = {"mnli_mm": "MNLI-mm", "mnli": "MNLI-m" if "mnli_mm" in tasks else "MNLI"}
-        ax.set_xticks(x, [names.get(t, display(t)) for t in tasks], fontsize=8)
-        ax.set_ylabel(panel, fontsize=8)
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, fontsize=7, ncol=min(4, len(labels)), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    x = np.arange(len(tasks))
+    for i, label in enumerate(rows):
+        sub = df[df["row"] == label].set_index("task").reindex(tasks)
+        vals = sub["value"].astype(float).to_numpy()
+        pos = x - 0.4 + width * (i + 0.5)
+        have = np.isfinite(vals)
+        lo = np.nan_to_num(vals - sub["ci_low"].astype(float).to_numpy())[have]
+        hi = np.nan_to_num(sub["ci_high"].astype(float).to_numpy() - vals)[have]
+        ax.bar(pos[have], vals[have], width, yerr=np.vstack([lo, hi]), color=f"C{i}", error_kw=ERROR_STYLE)
+        for xp in pos[~have]:
+            ax.text(xp, 1.0, "no runs", rotation=90, ha="center", va="bottom", fontsize=5, color="0.4")
+        pub = sub["published"].astype(float).to_numpy()
+        if np.isfinite(pub).any():
+            ax.scatter(pos, pub, label="published", **PUBLISHED_STYLE)
+    lowest = np.nanmin(np.append(df["ci_low"].astype(float).to_numpy(), 0.0))
+    ax.set_ylim(bottom=min(0.0, 10 * math.floor(lowest / 10)), top=100)
+    ax.set_xticks(x, [_task_label(t, metric[t], tasks) for t in tasks], fontsize=7)
+    ax.set_ylabel("score (accuracy %; correlations ×100)", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9, y=1.12)
+        ax.set_title(title, fontsize=9)
+    # one legend entry per row in its colour, bars or not (a row without runs says so at its place)
+    handles = [Patch(facecolor=f"C{i}", label=label) for i, label in enumerate(rows)]
+    published = [c for c in ax.collections if c.get_label() == "published"][:1]
     fig.tight_layout()
+    _legend_below(fig, ax, handles + published, rows + ["published"] * len(published))
+    return _save(fig, out_dir, stem)
+
+
+def difference_chart(diffs: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> list[Path]:
+    """Per task (the table's order), each row's difference to the baseline row in points with its 95%
+    interval (reporting.statistics.difference_interval), zero marked: the one-point differences a
+    0-100 axis hides. ``diffs``: columns row, baseline, task, metric, diff, low, high."""
+    if diffs.empty or not diffs["diff"].notna().any():
+        return []
+    rows = list(dict.fromkeys(diffs["row"]))
+    tasks = list(dict.fromkeys(diffs["task"]))
+    metric = {t: diffs[diffs["task"] == t]["metric"].iloc[0] for t in tasks}
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(tasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.0))
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(tasks))
+    for i, label in enumerate(rows):
+        sub = diffs[diffs["row"] == label].set_index("task").reindex(tasks)
+        d = sub["diff"].astype(float).to_numpy()
+        have = np.isfinite(d)
+        pos = (x - 0.4 + width * (i + 0.5))
+        lo = np.nan_to_num(d - sub["low"].astype(float).to_numpy())[have]
+        hi = np.nan_to_num(sub["high"].astype(float).to_numpy() - d)[have]
+        ax.errorbar(pos[have], d[have], yerr=np.vstack([lo, hi]), fmt="o", markersize=4, color=f"C{i}",
+                    label=label, capsize=2, elinewidth=0.9)
+        for xp in pos[~have]:
+            ax.text(xp, 0.0, "no runs", rotation=90, ha="center", va="bottom", fontsize=5, color="0.4")
+    ax.axhline(0.0, color="0.5", linewidth=0.8, zorder=0)
+    ax.set_xticks(x, [_task_label(t, metric[t], tasks) for t in tasks], fontsize=7)
+    ax.set_ylabel(f"difference to {diffs['baseline'].iloc[0]} (points)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.tight_layout()
+    _legend_below(fig, ax, handles, labels)
     return _save(fig, out_dir, stem)
 
 

@@ -54,7 +54,7 @@ class Preset:
     model: str | None = None               # substring the run's model must contain (runs with none pass)
     caption: str = ""                      # what a paper can keep under the table
     note: str = ""
-    grid: str | None = None                # the sweep grid of the same name (None: summary, no protocol)
+    grid: str | None = None                # the sweep grid; set to ``name`` for a paper preset (one name)
 
     @property
     def experiment(self) -> str | None:
@@ -74,27 +74,30 @@ def all_grids() -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def grid_experiment(grid: str) -> str | None:
-    """The experiment a grid composes its runs with (its ``experiment=<name>`` override)."""
+    """The experiment a grid composes its runs with: its ``experiment`` key, the one home of the
+    protocol (sweeping/grid.py makes it every run's first override)."""
     import yaml
 
     path = GRID_DIR / f"{grid}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"preset {grid!r} names the grid {path}, which does not exist")
     data = yaml.safe_load(path.read_text()) or {}
-    names = [o.split("=", 1)[1] for o in data.get("overrides") or [] if str(o).startswith("experiment=")]
-    return names[-1] if names else None
+    return None if data.get("experiment") is None else str(data["experiment"])
 
 
 PRESETS: dict[str, Preset] = {}
 
 
 def _add(p: Preset) -> None:
-    PRESETS[p.name] = p
+    """A paper preset: its name is its grid's (configs/grid/<name>.yaml), written once."""
+    from dataclasses import replace
+
+    PRESETS[p.name] = replace(p, grid=p.name)
 
 
 _SYM = ("symlora_paper", "1")
 _add(Preset(
-    name="symlora_table1", grid="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)",
+    name="symlora_table1", title="SymLoRA paper, Table 1 (roberta-base, r = 8)",
     layout="tasks_as_rows",
     tasks=["cola", "qnli", "sst2", "mnli", "mnli_mm", "qqp", "rte", "mrpc", "stsb"],
     entries=[
@@ -116,23 +119,29 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="delora_table1", grid="delora_table1", title="DeLoRA report, Table 1 (roberta-base)",
-    layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli", "mrpc", "rte", "stsb"],
+    name="delora_table1", title="DeLoRA report, Table 1 (roberta-base)",
+    layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli_all", "mrpc", "rte", "stsb"],
     entries=[
         Entry("Full FT", "full", None, pub=("lora_paper", "2", "full")),
         Entry("BitFit", "bitfit", None, pub=("lora_paper", "2", "bitfit")),
+        Entry("Adapter (0.3M)", "adapter_0.3M", None, pub=("lora_paper", "2", "adapter_0.3M")),
+        Entry("Adapter (0.9M)", "adapter_0.9M", None, pub=("lora_paper", "2", "adapter_0.9M")),
         Entry("LoRA (r=8)", "lora", 8, pub=("lora_paper", "2", "lora")),
         Entry("DeLoRA (rank as published)", "delora", "published", pub=("delora_report", "1", "delora")),
     ],
     ci="t", compare=("DeLoRA (rank as published)", "LoRA (r=8)"), average="ours", model="roberta-base",
     caption="DeLoRA (Dantuluri et al.: trainable Σ between frozen random B and A; not PEFT's DeLoRA) "
-            "beside LoRA and the LoRA paper's Full FT and BitFit on GLUE with roberta-base. Ours: mean "
-            "over seeds with the 95% Student-t interval. Trainable: adapter parameters.",
-    note="baselines' published numbers from the LoRA paper, Table 2; the average column is ours",
+            "beside LoRA and the LoRA paper's Full FT, BitFit and Adapter (Houlsby, 0.3M and 0.9M) rows on "
+            "GLUE with roberta-base. Ours: mean over seeds with the 95% Student-t interval. Trainable: "
+            "adapter parameters; rank: DeLoRA's rank per task, as the report prints it. MNLI: overall "
+            "accuracy over the matched and mismatched validation sets together (9,815 + 9,832 examples), "
+            "as the report prints it (the LoRA paper's rows: matched).",
+    note="baselines' published numbers from the LoRA paper, Table 2 (Adapter: Houlsby et al. as the LoRA paper "
+         "reports them; the harness has no Adapter method); the average column is ours",
 ))
 
 _add(Preset(
-    name="delora_table2", grid="delora_table2", title="DeLoRA report, Table 2 (ranks, roberta-base)",
+    name="delora_table2", title="DeLoRA report, Table 2 (ranks, roberta-base)",
     layout="methods_as_rows", tasks=["cola", "sst2", "qqp", "qnli", "mnli"],
     entries=[Entry(f"DeLoRA r={r}", "delora", r, pub=("delora_report", "2", "delora")) for r in (16, 32, 64)],
     ci="t", compare=("DeLoRA r=64", "DeLoRA r=16"), extra_variants=["delora"], average="ours",
@@ -143,7 +152,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="delora_table3", grid="delora_table3",
+    name="delora_table3",
     title="DeLoRA report, Table 3 (LoRA of LoRA, from an MNLI LoRA, roberta-base)",
     layout="methods_as_rows", tasks=["mrpc", "rte", "stsb"],
     entries=[
@@ -158,7 +167,7 @@ _add(Preset(
 ))
 
 _add(Preset(
-    name="asymmetry", grid="asymmetry",
+    name="asymmetry",
     title="Asymmetry paper (Zhu et al.), B-only and A-only vs LoRA (roberta-large; GLUE without QQP)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "rte", "stsb"],
     entries=[
@@ -189,14 +198,14 @@ _LORA_CAPTION = ("LoRA (rank 8 on query and value) on GLUE with roberta-base, {r
                  "seeds of each run's best epoch, as in the LoRA paper, with its distribution-free "
                  "order-statistic interval (coverage stated). Full FT and BitFit: the LoRA paper's.")
 _add(Preset(
-    name="lora_table2", grid="lora_table2", title="LoRA paper, Table 2 (roberta-base rows; the table's batch)",
+    name="lora_table2", title="LoRA paper, Table 2 (roberta-base rows; the table's batch)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
     entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",
     model="roberta-base",
     caption=_LORA_CAPTION.format(reading="the table's batch size per optimiser step"),
 ))
 _add(Preset(
-    name="lora_table2_scripts", grid="lora_table2_scripts",
+    name="lora_table2_scripts",
     title="LoRA paper, Table 2 (roberta-base rows; the scripts' 8-process batch)",
     layout="methods_as_rows", tasks=["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"],
     entries=_LORA_ENTRIES, ci="order", center="median", compare=("LoRA (r=8)", "Full FT"), average="paper",
@@ -216,13 +225,24 @@ def summary_preset(name: str = "all") -> Preset:
                   "the 95% Student-t interval.")
 
 
+def grid_preset(grid: str) -> Preset:
+    """A grid without a paper table (e.g. smoke): every group of runs of its protocol (the grid's
+    experiment, and runs of the grids of that experiment or none), no published numbers."""
+    return Preset(name=grid, grid=grid, title=f"Grid {grid} (every group of runs of its protocol)",
+                  layout="methods_as_rows", tasks=[], entries=[], ci="t", extra_variants=["*"],
+                  caption=f"The runs of grid {grid}'s protocol: mean over seeds with the 95% Student-t interval.")
+
+
 def preset_names() -> list[str]:
-    return PAPER_PRESETS + list(SUMMARY_NAMES) + ["papers"]
+    return PAPER_PRESETS + [g for g in all_grids() if g not in PRESETS] + list(SUMMARY_NAMES) + ["papers"]
 
 
 def get_preset(name: str) -> Preset:
+    """A paper preset, a grid's summary (any other grid in configs/grid/), or the summary of all runs."""
     if name in SUMMARY_NAMES:
         return summary_preset(name)
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; choose one of {preset_names()}")
-    return PRESETS[name]
+    if name in PRESETS:
+        return PRESETS[name]
+    if name in all_grids():
+        return grid_preset(name)
+    raise KeyError(f"unknown preset {name!r}; choose one of {preset_names()}")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tasks import normalise_task
+from .tasks import NON_BERNOULLI, main_metric, normalise_task
+
+
+def run_task(task: str) -> str:
+    """MNLI-mm is scored on the MNLI runs (and with MNLI's metric family)."""
+    return "mnli" if task in ("mnli_mm", "mnli_all") else task
 
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "reference" / "published_results.csv"
 
@@ -50,11 +55,13 @@ def load_test_scores(path: str | Path | None) -> pd.DataFrame:
 
     Task names may be the server's ('SST-2', 'MNLI-m', 'MNLI-mm') or the Hub's ('sst2'); an optional
     ``rank`` column restricts a score to that rank. A score above 1 is a percentage ('60' = 0.60). A
-    ragged row, a non-numeric score or a missing column is an error naming the file and line.
+    ragged row, a non-numeric score, a score outside the metric's range or a missing column is an
+    error naming the file and line. ``pooled``: the task was given as plain ``mnli`` (one MNLI test
+    number over matched and mismatched together, as the SymLoRA paper prints it), not ``MNLI-m``.
     """
     import csv
 
-    cols = ["task", "method", "score", "rank"]
+    cols = ["task", "method", "score", "rank", "pooled"]
     if not path:
         return pd.DataFrame(columns=cols)
     path = Path(path)
@@ -88,8 +95,15 @@ def load_test_scores(path: str | Path | None) -> pd.DataFrame:
                 rank = int(rank)
             except ValueError:
                 raise ReportInputError(f"{path}:{number}: rank {row['rank']!r} is not a whole number") from None
-        rows.append({"task": normalise_task(row["task"]), "method": row["method"].lower(),
-                     "score": score / 100.0 if abs(score) > 1 else score, "rank": rank})
+        task = normalise_task(row["task"])
+        fraction = score / 100.0 if abs(score) > 1 else score
+        low = -1.0 if main_metric(run_task(task)) in NON_BERNOULLI else 0.0
+        if not low <= fraction <= 1.0:
+            raise ReportInputError(f"{path}:{number}: score {row['score']!r} for {row['task']} is outside "
+                                   f"the metric's range: expected {low * 100:g} to 100 (or {low:g} to 1 as "
+                                   "a fraction)")
+        rows.append({"task": task, "method": row["method"].lower(), "score": fraction, "rank": rank,
+                     "pooled": task == "mnli" and row["task"].strip().lower() == "mnli"})
     df = pd.DataFrame(rows, columns=cols)
     df["score"] = df["score"].astype(float)
     df["rank"] = pd.to_numeric(df["rank"], errors="coerce").astype("Int64")
@@ -97,10 +111,21 @@ def load_test_scores(path: str | Path | None) -> pd.DataFrame:
 
 
 def find_test_score(scores: pd.DataFrame, task: str, names: list[str], rank=None) -> float:
+    return find_test_entry(scores, task, names, rank)[0]
+
+
+def find_test_entry(scores: pd.DataFrame, task: str, names: list[str], rank=None) -> tuple[float, bool]:
+    """(score, pooled): the test score of a cell, and whether it is MNLI's pooled number (given as plain
+    ``mnli``; a score given as ``MNLI-m`` is preferred for the matched cell)."""
     if scores.empty:
-        return math.nan
+        return math.nan, False
     sub = scores[(scores["task"] == task) & scores["method"].isin([n.lower() for n in names if n])]
     if rank is not None and not sub.empty and sub["rank"].notna().any():
         with_rank = sub[sub["rank"] == int(rank)]
         sub = with_rank if not with_rank.empty else sub[sub["rank"].isna()]
-    return math.nan if sub.empty else float(sub["score"].iloc[-1])
+    if "pooled" in sub and len(sub) > 1 and (~sub["pooled"].astype(bool)).any():
+        sub = sub[~sub["pooled"].astype(bool)]
+    if sub.empty:
+        return math.nan, False
+    last = sub.iloc[-1]
+    return float(last["score"]), bool(last.get("pooled", False))

@@ -37,6 +37,17 @@ def normalise_task(name: str) -> str:
 TEST_SIZE = {normalise_task(name.removesuffix(".tsv")): f.rows for name, f in SERVER_FILES.items()}
 
 
+# MNLI's validation sets (GLUE: validation_matched, validation_mismatched): the weights of MNLI's
+# overall accuracy, the one number the DeLoRA report prints for MNLI ("mnli_all" in a preset).
+MNLI_VALIDATION = {"matched": 9815, "mismatched": 9832}
+
+
+def mnli_overall(matched: float, mismatched: float) -> float:
+    """Accuracy over both MNLI validation sets together: their accuracies weighted by their sizes."""
+    m, mm = MNLI_VALIDATION["matched"], MNLI_VALIDATION["mismatched"]
+    return (m * matched + mm * mismatched) / (m + mm)
+
+
 def main_metric(task: str) -> str:
     return MAIN_METRIC.get(task, "accuracy")
 

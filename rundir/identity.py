@@ -13,8 +13,12 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 # Settings that change where, how fast or under which name a run executes, not what it computes.
+# ``experiment`` (the protocol) is NOT among them: a run made by hand with a paper's settings but
+# another protocol is another run, for the sweep (which would otherwise skip its own run) and for the
+# report (which takes a paper table's runs by protocol) alike. The grid that launched a run is not
+# part of it: every grid of one protocol finds the same run.
 NOT_IDENTITY = ("seed", "results_dir", "device", "logger", "log_every", "num_workers", "rerun",
-                "eval_batch_size", "compile", "experiment", "grid_name", "pack")
+                "eval_batch_size", "compile", "grid_name", "pack")
 
 
 def _plain(cfg: DictConfig | Mapping) -> dict:

@@ -3,7 +3,8 @@
 A grid (``configs/grid/<name>.yaml``, chosen with ``grid=<name>``) holds only the search space::
 
     name: smoke                  # results go to <results_dir>/sweeps/<name>/
-    overrides: [experiment=quickstart]   # train.py overrides every run gets (a preset, model, ...)
+    experiment: quickstart       # the protocol (configs/experiment/), the first override of every run
+    overrides: [epochs=1]        # further train.py overrides every run gets (model, ...)
     method_overrides: {}         # {method: [overrides]} for one method only
     tasks: [mnli, rte]
     methods: [lora, symlora]     # adapter=<method>
@@ -87,8 +88,9 @@ class Grid:
     settings: tuple[Setting, ...]
     seeds: tuple[int, ...]
     search_seeds: tuple[int, ...]
-    overrides: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()     # experiment=<the grid's experiment> first, when it has one
     method_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    experiment: str | None = None
 
 
 def _as_list(value: Any) -> list:
@@ -134,10 +136,16 @@ def load_grid(node: DictConfig | dict) -> Grid:
             raise GridError(f"grid.search_seeds {list(search_seeds)} must be among grid.seeds {list(seeds)}")
     method_overrides = {str(k): tuple(str(o) for o in (v or ())) for k, v in
                         (g.get("method_overrides") or {}).items()}
+    overrides = tuple(str(o) for o in (g.get("overrides") or ()))
+    # the protocol has one home, the grid's experiment key, which the report reads too (reporting/presets.py)
+    if any(override_key(o) == "experiment" for o in overrides):
+        raise GridError(f"grid {g['name']!r}: overrides name experiment=...; the grid's protocol is its "
+                        "experiment key (experiment: <name of configs/experiment/*.yaml>)")
+    experiment = g.get("experiment")
     return Grid(name=str(g["name"]), tasks=tuple(str(t) for t in _as_list(g["tasks"])), methods=methods,
                 ranks=ranks, settings=settings, seeds=seeds, search_seeds=search_seeds,
-                overrides=tuple(str(o) for o in (g.get("overrides") or ())),
-                method_overrides=method_overrides)
+                overrides=((f"experiment={experiment}",) if experiment else ()) + overrides,
+                method_overrides=method_overrides, experiment=None if experiment is None else str(experiment))
 
 
 def override_key(override: str) -> str:

@@ -107,3 +107,73 @@ def test_n_label_names_failed_and_missing():
     assert st.n_label(4, 5, 1, 0) == "4 of 5, 1 failed"
     assert st.n_label(0, 3, 3, 0) == "0 of 3, 3 failed"
     assert st.n_label(3, 5, 1, 1) == "3 of 5, 1 failed, 1 missing"
+
+
+# ------------------------------------------------------------------ small samples and zero spread
+@pytest.mark.parametrize("n, expected", [(2, 0.70), (3, 0.811), (5, 0.878)])
+def test_normal_interval_coverage_is_p_abs_t_below_1_96(n, expected):
+    """The paper's 1.96·sd/√n covers P(|T_{n-1}| < 1.96): 70% at 2 seeds, 81% at 3, 87.8% at 5."""
+    assert st.normal_coverage(n) == pytest.approx(stats.t.cdf(1.96, n - 1) - stats.t.cdf(-1.96, n - 1))
+    assert st.normal_coverage(n) == pytest.approx(expected, abs=1e-3)
+    s = st.summarize([0.80, 0.82, 0.84, 0.86, 0.88][:n], ci="normal")
+    assert s["coverage"] == pytest.approx(st.normal_coverage(n))
+    assert st.summarize([0.80, 0.82, 0.84][:n], ci="t")["coverage"] == 0.95
+
+
+def test_order_interval_coverage_per_cell():
+    assert st.summarize([0.8, 0.9], ci="order", center="median")["coverage"] == pytest.approx(0.5)  # 1 - 2/4
+    assert st.summarize([0.8, 0.9, 0.85], ci="order", center="median")["coverage"] == pytest.approx(0.75)
+
+
+def test_interval_is_clipped_to_the_metric_range():
+    # 2 seeds at 0.90 and 0.94: t half-width 12.706·0.02828/√2 = 0.254 -> [0.666, 1.174], clipped at 1
+    s = st.summarize([0.90, 0.94], ci="t", bounds=(0.0, 1.0))
+    hw = stats.t.ppf(0.975, 1) * np.std([0.90, 0.94], ddof=1) / math.sqrt(2)
+    assert s["ci_low"] == pytest.approx(0.92 - hw) and s["ci_high"] == 1.0 and s["clipped"]
+    assert not st.summarize([0.90, 0.91, 0.92], ci="t", bounds=(0.0, 1.0))["clipped"]
+
+
+def test_identical_seeds_are_not_a_spread_and_get_no_test():
+    a, b = [0.94] * 5, [0.95] * 5
+    raw = np.std(np.array([0.1 + 0.2, 0.3, 0.3]), ddof=1)  # the rounding residue the check must ignore
+    assert 0 < raw < 1e-15 and st.no_spread([0.1 + 0.2, 0.3, 0.3])
+    s = st.summarize([0.1 + 0.2, 0.3, 0.3], ci="t")
+    assert s["sd"] == 0.0 and s["half_width"] == 0.0 and s["no_spread"] and math.isnan(s["coverage"])
+    for result in (st.welch(a, b), st.tost(a, b, 0.01), st.rank_test(a, b), st.rank_tost(a, b, 0.01)):
+        assert math.isnan(result["p"]) and result["decision"] == st.NO_SPREAD_NOTE
+    # two seeds each, no spread: no "equivalent (TOST p = 0)"
+    c = st.compare_groups([0.5, 0.5], [0.5, 0.5], "mean", 0.05, 0.01)
+    assert c["equivalence"] == st.NO_SPREAD_NOTE and c["decision"] == st.NO_SPREAD_NOTE
+    # one group without spread against one with: Welch is the one-sample t of the other group
+    x, y = [0.90] * 3, [0.88, 0.90, 0.95]
+    w = st.welch(x, y)
+    ref = stats.ttest_1samp(y, 0.90)
+    assert abs(w["t"]) == pytest.approx(abs(ref.statistic)) and w["p"] == pytest.approx(ref.pvalue)
+
+
+# ------------------------------------------------------------------ medians: a rank-based comparison
+def test_median_comparison_is_mann_whitney_against_scipy():
+    # the issue's MRPC case: medians differ by +0.30 while the means go the other way
+    a = [0.880, 0.881, 0.885, 0.886, 0.800]
+    b = [0.870, 0.875, 0.878, 0.890, 0.895]
+    assert np.median(a) - np.median(b) == pytest.approx(0.003) and np.mean(a) < np.mean(b)
+    c = st.compare_groups(a, b, "median", 0.05, 0.01)
+    ref = stats.mannwhitneyu(a, b, alternative="two-sided")
+    assert c["p"] == pytest.approx(ref.pvalue) and c["statistic"] == ref.statistic
+    assert c["test"] == st.RANK_TEST and "Mann-Whitney p" in c["decision"]
+    # exact p by hand for complete separation at 5 vs 5: 2 / C(10, 5) = 2/252
+    sep = st.rank_test([0.90, 0.91, 0.92, 0.93, 0.94], [0.8, 0.81, 0.82, 0.83, 0.84])
+    assert sep["p"] == pytest.approx(2 / 252)
+
+
+def test_median_tost_is_two_shifted_one_sided_mann_whitney_tests():
+    a = [0.840, 0.842, 0.838, 0.841, 0.839]
+    b = [0.8395, 0.8415, 0.8405, 0.8385, 0.8425]
+    e = st.rank_tost(a, b, 0.01)
+    lower = stats.mannwhitneyu(np.array(a) + 0.01, b, alternative="greater").pvalue
+    upper = stats.mannwhitneyu(np.array(a) - 0.01, b, alternative="less").pvalue
+    assert (e["p_lower"], e["p_upper"]) == (pytest.approx(lower), pytest.approx(upper))
+    assert e["p"] == pytest.approx(max(lower, upper)) and e["p"] == pytest.approx(1 / 252)
+    assert e["decision"].startswith("equivalent within")
+    m = st.compare_groups(a, b, "mean", 0.05, 0.01)
+    assert m["test"] == st.WELCH_TEST and m["tost_p"] == pytest.approx(st.tost(a, b, 0.01)["p"])
