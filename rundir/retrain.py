@@ -82,8 +82,9 @@ def _roll_forward(run: Path) -> None:
         if path.name not in KEPT and path.name not in names:
             _remove(path)
     for name in names:
-        if (folder / name).exists() or (folder / name).is_symlink():
-            _remove(run / name)
+        if (folder / name).exists():
+            if (folder / name).is_dir() or (run / name).is_dir():  # a file is replaced in one step
+                _remove(run / name)
             os.replace(folder / name, run / name)
     if (folder / METRICS).exists():
         os.replace(folder / METRICS, run / METRICS)  # last: the run is finished again
