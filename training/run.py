@@ -208,9 +208,11 @@ def finish(member: Member) -> None:
                        examples_per_s=seen / max(sum(r["time_s"] for r in history), 1e-9))
     rundir.write_metrics(member.directory, metrics)
     checkpoint.remove(member.directory)
-    if rundir.is_retrain(member.directory):  # rerun=true: only now does it replace the finished run
-        rundir.finish_retrain(member.directory)
-    log.info("%s: %s%s", member.directory, metrics["status"],
+    where = member.directory
+    if rundir.is_retrain(where):  # rerun=true: only now does it replace the finished run
+        rundir.finish_retrain(where)
+        where = where.parent
+    log.info("%s: %s%s", where, metrics["status"],
              f" ({metrics['reason']})" if metrics["reason"] else
              f", best epoch {metrics['best_epoch']}: {metrics['best']}")
 
