@@ -37,14 +37,24 @@ def open_append(path: Path):
     return os.fdopen(fd, "a")
 
 
+# Folders inside a run folder whose files the harness writes (the trackers' own folders, wandb/ and
+# tensorboard/, are theirs: W&B keeps links such as wandb/latest-run there).
+_WRITTEN_FOLDERS = ("predictions", "checkpoint", "checkpoint.old", "checkpoint.new")
+
+
 def refuse_links(directory: Path) -> None:
-    """A run folder holds no symbolic links, at any depth (a ``predictions`` link to another folder
-    would have our files overwrite what is there): the first one found is a ``RunDirError``."""
-    for root, folders, files in os.walk(directory, followlinks=False):
-        for name in folders + files:
-            if os.path.islink(os.path.join(root, name)):
-                raise RunDirError(f"{os.path.join(root, name)} is a symbolic link: a run folder's files are "
-                                  "never written through a link; remove it")
+    """No symbolic link where the harness writes in a run folder (its entries, and the folders it
+    writes into: a ``predictions`` link to another folder would have our files overwrite what is
+    there): the first one found is a ``RunDirError`` naming it."""
+    directory = Path(directory)
+    entries = list(directory.iterdir())
+    for name in _WRITTEN_FOLDERS:
+        if (directory / name).is_dir() and not (directory / name).is_symlink():
+            entries += list((directory / name).iterdir())
+    for path in sorted(entries):
+        if path.is_symlink():
+            raise RunDirError(f"{path} is a symbolic link: a run folder's files are never written through "
+                              "a link; remove it")
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

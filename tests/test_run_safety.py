@@ -194,6 +194,17 @@ def test_a_link_planted_in_a_run_folder_is_named_and_never_followed(tmp_path, mo
         assert outside.read_text() == "precious\n"
 
 
+def test_links_inside_the_written_folders_are_found_and_the_trackers_are_theirs(tmp_path):
+    (tmp_path / "predictions").mkdir()
+    (tmp_path / "predictions" / "RTE.tsv").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(rundir.RunDirError, match="predictions/RTE.tsv is a symbolic link"):
+        rundir.refuse_links(tmp_path)
+    (tmp_path / "predictions" / "RTE.tsv").unlink()
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "wandb" / "latest-run").symlink_to(tmp_path / "wandb")  # what W&B itself makes
+    rundir.refuse_links(tmp_path)
+
+
 def test_appends_refuse_a_link_made_while_running(tmp_path):
     (tmp_path / "outside").write_text("precious\n")
     (tmp_path / "epochs.jsonl").symlink_to(tmp_path / "outside")
