@@ -150,6 +150,19 @@ def test_the_data_fingerprint_is_per_split_file(tmp_path):
     assert set(prints) == {"train", "validation", "test"}
 
 
+def test_the_hub_data_is_known_by_its_fingerprint():
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(task=SimpleNamespace(name="rte"), fingerprints={"rte": {"train": "a1b2c3"}},
+                           record=lambda: {"train": {"file": "hf://datasets/nyu-mll/glue/rte"}})
+    assert training.checkpoint.data_fingerprint(data) == {
+        "train": {"file": "hf://datasets/nyu-mll/glue/rte", "fingerprint": "a1b2c3"}}
+    other = {"train": {"file": "hf://datasets/nyu-mll/glue/rte", "fingerprint": "d4e5f6"}}
+    with pytest.raises(rundir.RunDirError, match="hf://datasets/nyu-mll/glue/rte changed since .*a1b2c3"):
+        training.checkpoint._check_data(Path("checkpoint/state.pt"), training.checkpoint.data_fingerprint(data),
+                                        other)
+
+
 # --- file modes ---------------------------------------------------------------------------------------------
 
 def test_weights_checkpoints_and_the_cache_follow_the_umask(tmp_path, monkeypatch):

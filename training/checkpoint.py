@@ -39,10 +39,10 @@ def data_fingerprint(data) -> dict:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
             out[name] = {"file": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-        else:
+        else:  # the Hub: `datasets` fingerprints what it downloaded (its cache files)
             task, _, split = name.rpartition("/")
-            dataset = data.splits[task or data.task.name][split]
-            out[name] = {"file": record["file"], "fingerprint": getattr(dataset, "_fingerprint", None)}
+            out[name] = {"file": record["file"],
+                         "fingerprint": data.fingerprints.get(task or data.task.name, {}).get(split)}
     return out
 
 
