@@ -65,14 +65,17 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], strict:
 
 
 def save_trainable(model: nn.Module, path: str | Path) -> Path:
-    """Write adapter + head tensors as safetensors (injection settings in the metadata)."""
-    from safetensors.torch import save_file
+    """Write adapter + head tensors as safetensors (injection settings in the metadata): to a temporary
+    file beside ``path``, flushed to disk, then renamed, so a kill leaves the old file or the new one."""
+    from safetensors.torch import save
+
+    from rundir.files import write_atomic
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.cpu().contiguous().clone() for k, v in trainable_state_dict(model).items()}
     meta = getattr(model, META_ATTR, None)
-    save_file(tensors, str(path), metadata={"format": "pt", "adapters": json.dumps(meta)})
+    # Whole or not at all, with the umask's mode (safetensors' save_file writes in place, 0600).
+    write_atomic(path, save(tensors, metadata={"format": "pt", "adapters": json.dumps(meta)}))
     return path
 
 

@@ -16,8 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 from .tasks import TaskSpec, get_task
@@ -132,7 +132,9 @@ def tokenize_glue(
          for s, ds in dataset_dict.items()}
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # A new folder of the umask's mode (mkdtemp's would be 0700: a teammate could not read the cache).
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         tokenized.save_to_disk(str(tmp))
         (tmp / "COMPLETE").write_text(key + "\n")

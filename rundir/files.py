@@ -7,6 +7,7 @@ Order within a run (training/run.py): ``config.yaml`` at start, one ``epochs.jso
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -15,21 +16,60 @@ from typing import Any
 
 import yaml
 
+from rundir.errors import RunDirError
+
 CONFIG, EPOCHS, METRICS = "config.yaml", "epochs.jsonl", "metrics.json"
 _TEMPORARY = ".tmp-"  # prefix of a half-written file: never read, removed at the next start
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all at once: readers see the old file or the new one, never half."""
+def open_append(path: Path):
+    """``path`` opened for appending text, never through a symlink (a link planted in a run folder
+    would send our lines into someone else's file): a link there is a ``RunDirError`` naming it.
+    Created with 0o666 so that the umask decides the mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunDirError(f"{path} is a symbolic link: a run folder's files are never written through "
+                              "a link; remove it") from None
+        raise
+    return os.fdopen(fd, "a")
+
+
+# Folders inside a run folder whose files the harness writes (the trackers' own folders, wandb/ and
+# tensorboard/, are theirs: W&B keeps links such as wandb/latest-run there).
+_WRITTEN_FOLDERS = ("predictions", "checkpoint", "checkpoint.old", "checkpoint.new")
+
+
+def refuse_links(directory: Path) -> None:
+    """No symbolic link where the harness writes in a run folder (its entries, and the folders it
+    writes into: a ``predictions`` link to another folder would have our files overwrite what is
+    there): the first one found is a ``RunDirError`` naming it."""
+    directory = Path(directory)
+    entries = list(directory.iterdir())
+    for name in _WRITTEN_FOLDERS:
+        if (directory / name).is_dir() and not (directory / name).is_symlink():
+            entries += list((directory / name).iterdir())
+    for path in sorted(entries):
+        if path.is_symlink():
+            raise RunDirError(f"{path} is a symbolic link: a run folder's files are never written through "
+                              "a link; remove it")
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` all at once: readers see the old file or the new one, never half.
+    The temporary file is created new (O_EXCL, no link followed) in the real folder, then renamed over
+    ``path``: a link planted at ``path`` is replaced, never written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TEMPORARY}{path.name}.{secrets.token_hex(4)}"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user writes
     # (mkstemp would make it 0600 and hide results from a teammate's report).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,7 +94,7 @@ def write_metrics(directory: Path, metrics: dict) -> None:
 def append_epoch(directory: Path, record: dict) -> None:
     """One line per finished epoch; ``keep_epochs`` drops a line an interruption left beyond the
     checkpoint, so the file always holds exactly one line per epoch of the resumed run."""
-    with open(Path(directory) / EPOCHS, "a") as f:
+    with open_append(Path(directory) / EPOCHS) as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -62,16 +102,15 @@ def append_epoch(directory: Path, record: dict) -> None:
 
 def keep_epochs(directory: Path, epochs: int) -> list[dict]:
     """Keep the first ``epochs`` lines of epochs.jsonl (those the checkpoint covers); return them."""
+    from rundir.record import read_epochs
+
     path = Path(directory) / EPOCHS
-    lines = path.read_text().splitlines()[:epochs] if path.exists() else []
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not JSON ({error}); rerun=true starts the run "
-                             "afresh") from None
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    records = read_epochs(directory)[:epochs]  # a torn last line (a writer killed mid-line) ends it
+    if len(records) < epochs:  # the checkpoint is saved after its epoch's line: that line was whole once
+        raise RunDirError(f"{path}: {len(records)} readable lines, but the checkpoint covers {epochs} "
+                          "epochs; rerun=true trains the run again")
+    if path.exists():
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
@@ -79,16 +118,3 @@ def clean_temporary_files(directory: Path) -> None:
     """Remove what a killed writer left half-written."""
     for path in Path(directory).glob(f"{_TEMPORARY}*"):
         path.unlink(missing_ok=True)
-
-
-def clear(directory: Path, keep: tuple[str, ...] = ()) -> None:
-    """Empty a run directory (rerun=true), keeping ``keep`` (the lock file, held by this process)."""
-    import shutil
-
-    for path in Path(directory).iterdir():
-        if path.name in keep:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()

@@ -173,6 +173,13 @@ def read_run(directory: Path) -> RunRecord:
     return RunRecord(directory, "missing")
 
 
+def is_finished(directory: Path) -> bool:
+    """The one answer to "is this run finished": its metrics.json and config.yaml read, and the
+    status is done or failed. Training skips such a run, the sweep's plan counts it, the report scores
+    it (when done), the verbs load it (when done); a damaged file makes it ``corrupt``, never finished."""
+    return read_run(directory).finished
+
+
 def read_epochs(directory: Path) -> list[dict]:
     """The run's per-epoch records (``epochs.jsonl``), in order. A line that is not a JSON object (a
     writer killed mid-line) ends the list: the epochs after it were never covered by a checkpoint."""

@@ -78,8 +78,22 @@ def sweep(cfg: DictConfig, overrides: Sequence[str]) -> dict:
     for r in plan.unique():
         if r.state in ("blocked", "pending", "error"):
             log.warning("  %s: %s (%s)", r.state, r.label(), r.reason)
-    return {"grid": grid.name, "dry_run": False, "launched": launched, "returned": returned,
-            "counts": plan.counts(), "plan": plan, "records": {k: str(v) for k, v in paths.items()}}
+    ran = [r for r in plan.unique() if r.directory in attempted]
+    failed = sum(r.state in ("failed", "error") for r in ran)
+    if failed:
+        log.warning("sweep %s: %d of the %d runs it launched failed", grid.name, failed, len(ran))
+    return {"grid": grid.name, "dry_run": False, "launched": launched, "returned": returned, "failed": failed,
+            "ran": len(ran), "counts": plan.counts(), "plan": plan,
+            "records": {k: str(v) for k, v in paths.items()}}
+
+
+def exit_status(summary: dict) -> int:
+    """sweep.py's exit status: 1 when it launched runs and every one of them failed (a scheduler or a
+    script then sees the sweep did nothing useful), else 0; a bad grid or option is 2 (``fail``)."""
+    if summary.get("ran") and summary["failed"] == summary["ran"]:
+        print(f"sweep.py: all {summary['ran']} runs it launched failed (their reasons are above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def refuse_sweep_syntax(overrides: Sequence[str]) -> None:
@@ -104,9 +118,12 @@ def main() -> None:
         with_hydra = OmegaConf.create({**OmegaConf.to_container(cfg, resolve=False),
                                        "hydra": OmegaConf.to_container(hydra_cfg, resolve=False, enum_to_str=True)})
         try:
-            sweep(with_hydra, list(hydra_cfg.overrides.task))
+            summary = sweep(with_hydra, list(hydra_cfg.overrides.task))
         except GridError as error:
             fail(error)
+        status = exit_status(summary)
+        if status:
+            sys.exit(status)
 
     try:  # the overrides among the arguments (flags start with '-')
         refuse_sweep_syntax([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")])

@@ -19,13 +19,11 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from rundir import run_dir, setting_name
+from rundir import FINISHED, run_dir, setting_name
 
 from .grid import Group
 from .identity import Composer, Status, run_overrides, status
 from .stages import REPLICATE, SEARCH, Choice, best_setting, mean
-
-FINISHED = ("done", "failed")
 
 
 @dataclass

@@ -109,23 +109,22 @@ def test_each_run_directory_records_its_command_and_log(tmp_path):
     assert "rte/lora/lr=0.0005/seed=0 epoch 1: loss" in log and f"{directory}: done" in log
 
 
-def test_records_survive_a_rerun_emptying_the_directory(tmp_path, caplog):
+def test_records_wait_for_the_run_folder_and_never_make_it(tmp_path, caplog):
     import logging
-    import shutil
 
     from training.records import run_records
 
     caplog.set_level(logging.INFO)  # as Hydra's logging configuration sets it in train.py
     directory = tmp_path / "run"
-    directory.mkdir()
-    (directory / "commands.jsonl").write_text('{"id": "earlier"}\n')
-    with run_records([directory], ["train.py", "rerun=true"], ["rerun=true"]):
-        logging.getLogger("train").info("before")
-        shutil.rmtree(directory)  # what rerun=true does
+    with run_records([directory], ["train.py"], []):
+        logging.getLogger("train").info("before")  # the checks: no run folder yet
+        assert not directory.exists()
+        directory.mkdir()                          # its lock makes it once training begins
         logging.getLogger("train").info("after")
-    lines = [json.loads(line) for line in (directory / "commands.jsonl").read_text().splitlines()]
-    assert len(lines) == 1 and lines[0]["overrides"] == ["rerun=true"]
-    assert (directory / "train.log").read_text().rstrip().endswith("train: after")
+    [command] = [json.loads(line) for line in (directory / "commands.jsonl").read_text().splitlines()]
+    assert command["argv"][1:] == ["train.py"]
+    log = (directory / "train.log").read_text()
+    assert "train: before" in log and log.rstrip().endswith("train: after")
     with run_records([tmp_path / "never"], ["train.py"], []):
-        pass
+        logging.getLogger("train").info("a usage error")
     assert not (tmp_path / "never").exists()

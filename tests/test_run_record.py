@@ -3,6 +3,7 @@ at any point of finishing loses nothing, one process trains a run, state is tied
 files and bad values get clear errors. Tiny model, sample data, CPU."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def test_the_lock_file_is_never_followed(tmp_path):
     victim.write_text("precious")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".lock").symlink_to(victim)
-    with pytest.raises(OSError):
+    with pytest.raises(rundir.RunDirError, match=r"run/\.lock is a symbolic link"):
         rundir.RunLock(tmp_path / "run").acquire()
     assert victim.read_text() == "precious"
 
@@ -253,21 +254,35 @@ def test_damaged_checkpoint_falls_back_to_the_older_one(tmp_path, monkeypatch, c
     assert without_timing(resumed) == without_timing(straight)
 
 
-def test_corrupt_metrics_is_named_and_rerun_starts_clean(tmp_path, caplog):
+def files_of(directory: Path) -> dict[str, bytes]:
+    """Every file of a run but those each invocation adds to (the lock, the history, the log)."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name not in (".lock", "commands.jsonl", "train.log")}
+
+
+@pytest.mark.parametrize("damaged, damage", [("metrics.json", None), ("config.yaml", "task: [unclosed")])
+def test_a_damaged_finished_run_is_named_and_left_as_it_is(tmp_path, damaged, damage):
     cfg = compose([*TINY, "epochs=2", f"results_dir={tmp_path}"])
     first = run(cfg, [])
-    metrics = run_dir(cfg) / "metrics.json"
-    metrics.write_text(metrics.read_text()[:40])
-    again = run(cfg, [])  # not stuck: named, set aside, trained again
-    assert str(metrics) in caplog.text and (run_dir(cfg) / "metrics.json.corrupt").exists()
-    assert without_timing(again) == without_timing(first)
-    (run_dir(cfg) / "config.yaml").write_text("task: [unclosed")
-    metrics.unlink()
-    with pytest.raises(ValueError, match="config.yaml"):
+    path = run_dir(cfg) / damaged
+    path.write_text(damage or path.read_text()[:40])  # a truncated copy, a bad edit
+    before = files_of(run_dir(cfg))
+    with pytest.raises(rundir.RunDirError, match=re.escape(str(path))):
         run(cfg, [])
+    assert files_of(run_dir(cfg)) == before  # nothing renamed, nothing trained over
     rerun = run(compose([*TINY, "epochs=2", f"results_dir={tmp_path}", "rerun=true"]), [])
     assert without_timing(rerun) == without_timing(first)
+    assert rundir.read_run(run_dir(cfg)).status == "done" and not (run_dir(cfg) / rundir.RETRAIN).exists()
     assert not (run_dir(cfg) / "metrics.json.corrupt").exists()
+
+
+def test_an_unfinished_run_with_a_damaged_config_is_named(tmp_path):
+    cfg = compose([*TINY, "epochs=2", f"results_dir={tmp_path}"])
+    run(cfg, [])
+    (run_dir(cfg) / "metrics.json").unlink()
+    (run_dir(cfg) / "config.yaml").write_text("task: [unclosed")
+    with pytest.raises(rundir.RunDirError, match="config.yaml"):
+        run(cfg, [])
 
 
 def test_sigterm_stops_the_run_and_it_resumes(tmp_path):

@@ -23,6 +23,7 @@ class RunData:
     def __init__(self, cfg: DictConfig, task, tokenizer):
         self.cfg, self.task = cfg, task
         self.records: dict[str, dict] = {}  # task -> split -> SplitRecord
+        self.fingerprints: dict[str, dict] = {}  # task -> split -> the loaded dataset's own fingerprint
         self.splits = {task.name: self._load(task, tokenizer)}
         for other in map(get_task, task.predicts):  # MNLI's model predicts the diagnostic set (AX)
             try:
@@ -39,6 +40,7 @@ class RunData:
         raw = load_glue(task.name, source=data.source,
                         data_dir=resolve_path(data.dir) if data.dir else None, cache_dir=data.cache_dir)
         self.records[task.name] = split_records(raw)
+        self.fingerprints[task.name] = {split: getattr(ds, "_fingerprint", None) for split, ds in raw.items()}
         return tokenize_glue(raw, task, tokenizer, max_seq_len=self.cfg.max_seq_len,
                              cache_dir=data.tokenized_cache)
 

@@ -30,9 +30,10 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
     total = optimizer_steps(steps_per_epoch, cfg.grad_accumulation) * cfg.epochs
     bank = pack.bank(members, total_steps=total, warmup_steps=math.ceil(cfg.optim.warmup_ratio * total),
                      device=device)
+    data_files = checkpoint.data_fingerprint(data)  # a checkpoint resumes only on the data it trained on
     for member in members:
         resumed = checkpoint.load(member.directory, pack.use(member), member.optimizer, member.scheduler,
-                                  member.info["config_hash"])
+                                  member.info["config_hash"], data_files)
         if resumed:
             member.best = resumed["best"]
             log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
@@ -77,7 +78,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                     adapters.save_trainable(model, member.directory / "adapter.safetensors")
                     rundir.write_json_atomic(member.directory / "layer_norms.json", adapters.layer_norms(model))
                 checkpoint.save(member.directory, model, member.optimizer, member.scheduler, epoch, member.best,
-                                member.info["config_hash"])
+                                member.info["config_hash"], data_files)
     finally:
         progress.close(members)
 

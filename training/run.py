@@ -63,8 +63,10 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
     task = get_task(cfgs[0].task.name)
     directories = [rundir.run_dir(cfg) for cfg in cfgs]
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
-    with rundir.lock_runs(directories), stop_on_sigterm():  # one process per run, whatever launched it
-        todo = [i for i, (cfg, directory) in enumerate(zip(cfgs, directories)) if needs_training(cfg, directory)]
+    unsettled = [d for cfg, d in zip(cfgs, directories) if not settled(cfg, d)]  # no lock for a finished run
+    with rundir.lock_runs(unsettled), stop_on_sigterm():  # one process per run, whatever launched it
+        places = [needs_training(cfg, d) if d in unsettled else None for cfg, d in zip(cfgs, directories)]
+        todo = [i for i, place in enumerate(places) if place is not None]
         groups = [todo] if todo else []
         extras = head_extras(cfgs[0]) if len(todo) > 1 else ()
         if extras:  # a packed head holds only the classifier: each run trains alone, as a pack of one
@@ -75,7 +77,7 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
         if groups:
             try:
                 for group in groups:
-                    train_members(cfgs, directories, starts, group, task)
+                    train_members(cfgs, places, starts, group, task)
             except Interrupted:
                 log.warning("SIGTERM: stopped %s; the same command resumes from the last finished epoch",
                             ", ".join(str(directories[i]) for i in todo))
@@ -83,31 +85,44 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
     return [rundir.read_run(directory).metrics for directory in directories]
 
 
-def needs_training(cfg: DictConfig, directory: Path) -> bool:
-    """Whether the run in `directory` (locked by us) is still to train; prepares its folder if so."""
+def settled(cfg: DictConfig, directory: Path) -> bool:
+    """A finished run with nothing left to tidy: skipped without taking its lock, which needs writing
+    (a finished run in a read-only results folder is skipped, not an error)."""
+    if cfg.rerun or not rundir.is_finished(directory):
+        return False
+    if any(directory.glob(f"{checkpoint.NAME}*")) or any(directory.glob(".tmp-*")) or (directory / rundir.RETRAIN).exists():
+        return False  # a kill between metrics.json and the cleanup: needs_training tidies, under the lock
+    log.info("%s is finished (%s): skipped; rerun=true runs it again", directory, rundir.read_run(directory).status)
+    return True
+
+
+def needs_training(cfg: DictConfig, directory: Path) -> Path | None:
+    """Where the run in `directory` (locked by us) trains: in `directory`, in `<directory>/.retrain/`
+    (rerun=true over a run's files: they stay until the retrain finishes, rundir/retrain.py), or
+    nowhere (None: finished, skipped). A finished run's files are never written over: a damaged one
+    is a `rundir.RunDirError` naming the file, as is a link planted in the folder."""
+    if directory.is_dir():
+        rundir.refuse_links(directory)
+        rundir.recover(directory)  # a swap a kill interrupted is completed; an abandoned retrain goes
+        rundir.clean_temporary_files(directory)
     if cfg.rerun:
-        if directory.exists():
-            rundir.files.clear(directory, keep=(rundir.lock.LOCK,))
-        return True
-    rundir.clean_temporary_files(directory)
+        return rundir.start_retrain(directory) if rundir.has_run_files(directory) else directory
     record = rundir.read_run(directory)
     if record.finished:
         log.info("%s is finished (%s): skipped; rerun=true runs it again", directory, record.status)
         checkpoint.remove(directory)  # left by a kill between metrics.json and its cleanup
-        return False
+        return None
     if record.status == "corrupt":
-        if not (directory / rundir.METRICS).exists():
-            raise ValueError(f"{record.reason}; rerun=true starts the run afresh")
-        log.warning("%s; training again (resuming from its checkpoint if there is one)", record.reason)
-        (directory / rundir.METRICS).rename(directory / f"{rundir.METRICS}.corrupt")
-        record = rundir.read_run(directory)
+        raise rundir.RunDirError(f"{record.reason}; its files are left as they are: rerun=true trains the "
+                                 "run again beside them and replaces them once it finishes")
     if record.config:  # an interrupted run: it resumes only under the configuration it started with
         changed = rundir.differences(rundir.identity(record.config), rundir.identity(cfg))
         if changed:
-            raise ValueError(f"{directory} holds a run of another configuration: "
-                             + "; ".join(f"{key} is {old!r} there, {new!r} now" for key, old, new in changed)
-                             + "; rerun=true replaces it")
-    return True
+            raise rundir.RunDirError(
+                f"{directory} holds a run of another configuration: "
+                + "; ".join(f"{key} is {old!r} there, {new!r} now" for key, old, new in changed)
+                + "; rerun=true replaces it")
+    return directory
 
 
 def train_members(cfgs, directories, starts, todo, task) -> None:
@@ -193,7 +208,11 @@ def finish(member: Member) -> None:
                        examples_per_s=seen / max(sum(r["time_s"] for r in history), 1e-9))
     rundir.write_metrics(member.directory, metrics)
     checkpoint.remove(member.directory)
-    log.info("%s: %s%s", member.directory, metrics["status"],
+    where = member.directory
+    if rundir.is_retrain(where):  # rerun=true: only now does it replace the finished run
+        rundir.finish_retrain(where)
+        where = where.parent
+    log.info("%s: %s%s", where, metrics["status"],
              f" ({metrics['reason']})" if metrics["reason"] else
              f", best epoch {metrics['best_epoch']}: {metrics['best']}")
 
