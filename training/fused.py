@@ -127,8 +127,8 @@ class Bank:
             return
         stepped = torch.tensor([not m for m in missing], device=self.data.device)  # (tensors,), from the host
         self.leaf_steps.add_(self.live & stepped)
-        counts = self.leaf_steps.repeat_interleave(self._sizes, dim=1)
-        columns = stepped.repeat_interleave(self._sizes)  # (P,)
+        counts = self.leaf_steps.repeat_interleave(self._sizes, dim=1, output_size=self.data.shape[1])
+        columns = stepped.repeat_interleave(self._sizes, output_size=self.data.shape[1])  # (P,): no sync for the size
         data, exp_avg, exp_avg_sq = self.data.clone(), self.exp_avg.clone(), self.exp_avg_sq.clone()
         self._adamw(data, exp_avg, exp_avg_sq, grad, lr, self.weight_decay, counts)
         for mine, new in ((self.data, data), (self.exp_avg, exp_avg), (self.exp_avg_sq, exp_avg_sq)):

@@ -134,6 +134,7 @@ class DropoutStreams:
         self.tokens: torch.Tensor | None = None  # the key of each token of a flat batch (training/flat.py)
         self.step: _Step | None = None
         self.sites: dict[int, int] = {}  # site key -> its row in the tables of site row keys
+        self.site_keys: dict[str, torch.Tensor] = {}  # device -> the site keys, in that order (int32)
         self.signatures: dict[int, tuple] = {}  # site -> (rows kind, rank, p) of its input, first use first
         self.group_index: dict[tuple, torch.Tensor] = {}  # a group's rows in the key table, on the device
         self.coordinates: dict[tuple, torch.Tensor] = {}  # (rank, device) -> coordinate hashes (int32)
@@ -170,7 +171,10 @@ class DropoutStreams:
         table = self.step.tables.get(kind)
         if table is None or site not in self.sites or self.sites[site] >= table.shape[0]:
             self.sites.setdefault(site, len(self.sites))
-            sites = torch.tensor([signed(s) for s in self.sites], dtype=torch.int32, device=keys.device)
+            sites = self.site_keys.get(str(keys.device))
+            if sites is None or sites.shape[0] != len(self.sites):  # (made again only for a new site)
+                sites = torch.tensor([signed(s) for s in self.sites], dtype=torch.int32, device=keys.device)
+                self.site_keys[str(keys.device)] = sites
             self.step.tables[kind] = table = mix(keys[None, :] ^ sites[:, None])
         return table[self.sites[site]]
 
