@@ -122,6 +122,9 @@ class Repad(torch.autograd.Function):
     value does, its key is masked and its query dropped), so the forward is one gather and needs no
     zero fill. Backward reads each real token's slot of the three gradients and ignores the padding
     slots: their gradients are zero (masked keys have probability 0, dropped queries receive none).
+
+    Forward: grid[c, n, h, l] = qkv[slot_token[n, l], block c, head h].  Backward: g_qkv[t, block c,
+    head h] = g_grid[c, example[t], h, position[t]] (each real token is read by exactly one slot).
     """
 
     @staticmethod
@@ -142,7 +145,10 @@ class Repad(torch.autograd.Function):
 class FeedForward(torch.autograd.Function):
     """RoBERTa's frozen feed-forward block over the tokens, ``LN(drop(gelu(x W1ᵀ + b1) W2ᵀ + b2) + x)``,
     written out backward so that x's two gradients (through the block and the residual) come out
-    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them."""
+    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them.
+
+    With h = x W1ᵀ + b1, y = mask·(gelu(h) W2ᵀ + b2), z = y + x: g_z = LN_backward(g, z),
+    g_h = gelu'(h)·((mask·g_z) W2), g_x = g_z + g_h W1."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
@@ -191,7 +197,10 @@ class KeyedAttention(torch.autograd.Function):
     (3, N, heads, L_max, size) q, k, v of Repad, as batched matmuls over N·heads contiguous blocks
     (the scaling and the key mask folded into the first: the same numbers in fp32). Written out
     backward so that the gradients of q, k and v land in one stacked tensor (what Repad's backward
-    reads) and the scaling rides on the matmuls."""
+    reads) and the scaling rides on the matmuls.
+
+    Forward: P = softmax(α q kᵀ + bias), out = (P·mask) v.  Backward: g_v = (P·mask)ᵀ g,
+    g_S = P·(G − rowsum(G·P)) with G = mask·(g vᵀ) (softmax's backward), g_q = α g_S k, g_k = α g_Sᵀ q."""
 
     @staticmethod
     def forward(ctx, grid, bias, mask, scaling):
