@@ -99,3 +99,11 @@ def test_a_fused_step_makes_no_blocking_host_copy_or_read_but_the_loss_check():
                     pad_token_id=1, device=torch.device("cpu"), precision="fp32", max_grad_norm=1.0,
                     log_every=10**9, progress=setup.progress)
     assert dict(syncs.counts) == {"read": 2}
+    # the benchmark's helper: forward, backward and the fused AdamW step, no loss check: nothing
+    from training.dispatch_count import host_syncs_per_step
+    batch = flat.flatten([s[5] for s in setup.streams], torch.device("cpu"))
+
+    def step():
+        flat.forward(setup.net, batch).sum().backward()
+        setup.bank.step(1.0)
+    assert host_syncs_per_step(step, 2) == 0

@@ -1,7 +1,7 @@
 """Each hand-written autograd Function against plain autograd of the same math (float64 gradcheck where
 cheap). LowRankLinear's own test is tests/test_pack.py::test_low_rank_linear_matches_autograd_over_the_same_expression;
-KeyedAttention's is in tests/test_flat.py (float32: its softmax, like FeedForward's LayerNorm, runs
-in float32 whatever the input, so those two are compared with autograd at float32 tolerance)."""
+KeyedAttention's softmax and FeedForward's LayerNorm run in float32 whatever the input, so those two
+are compared with autograd of the same expression at float32 tolerance."""
 import argparse
 
 import torch
@@ -26,6 +26,22 @@ def test_feed_forward_matches_autograd():
     g = torch.randn_like(want)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0])
+
+
+def test_keyed_attention_matches_autograd():
+    """KeyedAttention: P = softmax(α q kᵀ + bias), out = (P·mask) v, with padded keys masked."""
+    torch.manual_seed(0)
+    examples, heads, longest, size, scaling = 3, 2, 5, 4, 0.5
+    grid = torch.randn(3, examples, heads, longest, size, requires_grad=True)
+    key_mask = torch.where(torch.arange(longest)[None, :] < torch.tensor([5, 3, 1])[:, None], 0.0, float("-inf"))
+    bias = key_mask.view(examples, 1, 1, longest).expand(-1, heads, -1, -1).reshape(-1, 1, longest)
+    mask = (torch.rand(examples, heads, longest, longest) > 0.2).float() / 0.8
+    q, k, v = grid.unbind(0)
+    want = torch.softmax(q @ k.mT * scaling + key_mask.view(examples, 1, 1, longest), dim=-1) * mask @ v
+    got = flat.KeyedAttention.apply(grid, bias, mask, scaling)
+    g = torch.randn_like(want)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, grid, g)[0], torch.autograd.grad(want, grid, g)[0])
 
 
 def test_batched_linear_gradcheck():

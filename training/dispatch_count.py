@@ -110,3 +110,12 @@ class HostSyncs(TorchFunctionMode):
         if target.type == "cpu":
             return False
         return not kwargs.get("non_blocking", non_blocking) or not source.is_pinned()
+
+
+def host_syncs_per_step(step, steps: int) -> float:
+    """The mean count of host synchronisations over `steps` calls of `step()` (warm it up first: the
+    first steps make tables that later steps reuse)."""
+    with HostSyncs() as syncs:
+        for _ in range(steps):
+            step()
+    return syncs.total / steps
