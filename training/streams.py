@@ -13,7 +13,8 @@ probability close to 1/2.
 - A site's row key: fmix32(row key ^ site key); a site is one call of one dropout module in the step
   (the module path's SHA-256, and for its n-th call in a step `chain(module key, n)`), so a module
   called twice (RoBERTa's classification head) draws two independent masks, as `nn.Dropout` does.
-- An element: fmix32(site row key ^ coordinate hash), kept where the result is >= p·2³². The
+- An element: fmix32(site row key ^ coordinate hash), kept where the result, read as a signed
+  int32, is >= p·2³² - 2³¹ (probability 1 - p). The
   coordinate hash folds the element's coordinates within the row one by one, so it does not depend
   on the sizes (a (B, L, d) input draws the same number at (b, t, h) whatever L is); the full
   finaliser over the combined word leaves no correlation between fixed coordinate pairs
@@ -32,6 +33,7 @@ dropout falls back to `F.dropout`.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import defaultdict
 from contextlib import ExitStack, contextmanager
 
@@ -42,6 +44,7 @@ from torch import nn
 
 MASK32 = 0xFFFFFFFF
 FMIX1, FMIX2 = 0x85EBCA6B, 0xC2B2AE35  # MurmurHash3's fmix32 multipliers
+LITTLE_ENDIAN = sys.byteorder == "little"
 ATTENTION = "keyed_sdpa"
 # the most mask elements hashed at once: their int32 word and one int32 shift temporary, 8 bytes per
 # element (twice a float32 mask's bytes), 512 MiB at most; a larger group or site is drawn in chunks
@@ -54,13 +57,27 @@ def signed(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+def _xorshift_(x: torch.Tensor, bits: int, scratch: list) -> None:
+    """x ^= x >> bits in place over int32 words, the shift a logical one (an arithmetic shift and a
+    mask, in a scratch word per element made once). For 16 bits on a little-endian machine (every CPU
+    and GPU torch runs on) it is the xor of each word's high half into its low half: one op over an
+    int16 view, no scratch."""
+    if bits == 16 and LITTLE_ENDIAN and x.dim() > 0 and x.is_contiguous():
+        halves = x.view(torch.int16).unflatten(-1, (-1, 2))
+        halves[..., 0].bitwise_xor_(halves[..., 1])
+        return
+    if not scratch:
+        scratch.append(torch.empty_like(x))
+    torch.bitwise_right_shift(x, bits, out=scratch[0]).bitwise_and_((1 << (32 - bits)) - 1)
+    x.bitwise_xor_(scratch[0])
+
+
 def mix(x):
     """fmix32 of Python ints, of numpy uint32 arrays, or in place of an int32 tensor (returned)."""
     if isinstance(x, torch.Tensor):
-        shift = torch.empty_like(x)
+        scratch: list[torch.Tensor] = []
         for multiplier, bits in ((FMIX1, 16), (FMIX2, 13), (None, 16)):
-            torch.bitwise_right_shift(x, bits, out=shift).bitwise_and_((1 << (32 - bits)) - 1)  # logical shift
-            x.bitwise_xor_(shift)
+            _xorshift_(x, bits, scratch)
             if multiplier is not None:
                 x.mul_(signed(multiplier))
         return x
@@ -203,11 +220,12 @@ class DropoutStreams:
         out = torch.empty((keys.shape[0], *shape[1:]), dtype=torch.float32, device=site_rows.device)
         per_row = max(1, coordinates.numel())
         chunk = max(1, GROUP_ELEMENTS // per_row)
-        threshold = signed(int(p * 2**32) ^ (1 << 31))  # x >= p·2³² as unsigned words, compared as int32
+        # kept where the word, read as a signed int32 (uniform over [-2³¹, 2³¹)), is >= p·2³² - 2³¹:
+        # probability exactly 1 - p to 2⁻³², one comparison
+        threshold = int(p * 2**32) - 2**31
         for start in range(0, keys.shape[0], chunk):
             rows = keys[start:start + chunk]
             x = mix(rows.view(-1, *([1] * coordinates.dim())) ^ coordinates)  # (one new int32 word each)
-            x.bitwise_xor_(signed(1 << 31))  # unsigned order as signed order
             torch.mul(x >= threshold, 1.0 / (1.0 - p), out=out[start:start + chunk])
             del x  # (freed before the next chunk's words are made)
         return out.view(*site_rows.shape[:-1], *shape)
