@@ -187,6 +187,9 @@ class LowRankLinear(torch.autograd.Function):
     update). A pack scatters x' into a zero-padded (runs, widest) grid so that each run's tokens
     meet only its own factors (a batched matmul; a diverged run's NaNs stay in its own rows) and
     gathers the update back.
+
+    Per update, with x' the adapter's input and h = x' A_kᵀ: g_B = s·gᵀ h, g_A = (s·g B_k)ᵀ x',
+    g_x' = (s·g B_k) A_k; g_x = g W0 + g_x' (·mask for keyed dropout; returned apart for x' given as is).
     """
 
     @staticmethod
@@ -303,7 +306,8 @@ class LowRankLinear(torch.autograd.Function):
 class BatchedLinear(torch.autograd.Function):
     """K linears over K blocks of rows, ``y_k = x_k W_kᵀ + b_k``, with the weight's gradient computed
     as ``g_kᵀ x_k``: already in the weight's (K, out, in) layout, where autograd's transpose of
-    ``x_kᵀ g_k`` would be copied twice more to get there."""
+    ``x_kᵀ g_k`` would be copied twice more to get there. Backward: g_x_k = g_k W_k, g_W_k = g_kᵀ x_k,
+    g_b_k = Σ_rows g_k."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")

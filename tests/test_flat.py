@@ -79,3 +79,31 @@ def test_compiled_token_stream_gives_the_eager_logits_and_gradients(runs):
         torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-6)
         for got, want in zip(traced_grads, eager_grads):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_fused_step_makes_no_blocking_host_copy_or_read_but_the_loss_check():
+    """training/dispatch_count.py over an epoch of 3 steps of a pack of 2, dropout on: the batch and
+    its dropout keys reach the device without a blocking copy, the dropout tables are made from what
+    is already there; the reads are the loss check of the last step (log_every) and the epoch's mean
+    losses."""
+    from training.dispatch_count import HostSyncs
+    from training.loop import train_epoch
+
+    torch.manual_seed(0)
+    config = T.model_config("tiny", 2, 0.1)
+    args = argparse.Namespace(batch_size=4, max_len=24, compile=False, dropout=0.1, method="lora")
+    setup = T.Ours(config, args, torch.device("cpu"), 2, total=6)
+    setup.run(0, 2)  # the first steps register the dropout sites (small tables, made once)
+    with HostSyncs() as syncs:
+        train_epoch(setup.net, setup.members, setup.bank, [s[2:5] for s in setup.streams], epoch=1,
+                    pad_token_id=1, device=torch.device("cpu"), precision="fp32", max_grad_norm=1.0,
+                    log_every=10**9, progress=setup.progress)
+    assert dict(syncs.counts) == {"read": 2}
+    # the benchmark's helper: forward, backward and the fused AdamW step, no loss check: nothing
+    from training.dispatch_count import host_syncs_per_step
+    batch = flat.flatten([s[5] for s in setup.streams], torch.device("cpu"))
+
+    def step():
+        flat.forward(setup.net, batch).sum().backward()
+        setup.bank.step(1.0)
+    assert host_syncs_per_step(step, 2) == 0

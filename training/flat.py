@@ -6,7 +6,8 @@ GLUE lengths, and exact: padded keys are masked, padded queries dropped) through
 keyed-dropout path as a padded batch. Tokens are member-major, so each member's batch is exactly
 the one it would train on alone; its adapters see their own tokens through a (K, T_max) scatter
 (adapters/packed.py), its dropout masks are keyed by (example, position) (training/streams.py).
-The layout is built on the host with numpy (no device kernels), then copied once.
+The layout (and the dropout keys) is built on the host with numpy (no device kernels), then copied
+once, without blocking on an accelerator.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class FlatBatch:
     layout: TokenLayout
     examples: int
     longest: int
+    example_keys: torch.Tensor | None = None  # (N,) int32 dropout key of each example (training/streams.py)
+    token_keys: torch.Tensor | None = None  # (T,) int32 dropout key of each token
     cache: dict = field(default_factory=dict)  # what the layers derive from it once per step
 
     def head_bias(self, heads: int) -> torch.Tensor:
@@ -48,8 +51,20 @@ class FlatBatch:
         return self.input_ids.shape[0]
 
 
-def flatten(batches: list[dict], device) -> FlatBatch:
-    """One token stream of K right-padded sub-batches (each member's B sequences, in order)."""
+def to_device(host: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on `device`: on an accelerator pinned, then copied without blocking the host."""
+    if torch.device(device).type == "cpu":
+        return host
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def flatten(batches: list[dict], device, example_keys: np.ndarray | None = None) -> FlatBatch:
+    """One token stream of K right-padded sub-batches (each member's B sequences, in order). With
+    `example_keys` (the uint32 key of each of the K·B examples, training/streams.py), the batch also
+    carries the int32 keys of its examples and tokens.
+
+    Every index is computed on the host and copied to the device at once: one int64 buffer (pinned
+    and copied without blocking on an accelerator), whose views are the batch's tensors."""
     masks = [b["attention_mask"].numpy().astype(bool) for b in batches]
     ids = np.concatenate([b["input_ids"].numpy()[m] for b, m in zip(batches, masks)])
     lengths = np.concatenate([m.sum(1) for m in masks])
@@ -69,19 +84,21 @@ def flatten(batches: list[dict], device) -> FlatBatch:
     grid_index = member * widest + in_member
     slot_token = np.zeros(len(batches) * widest, dtype=np.int64)  # a padding slot reads token 0
     slot_token[grid_index] = np.arange(tokens)
-    put = lambda a, dtype=torch.int64: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)  # noqa: E731
-    return FlatBatch(input_ids=put(ids).view(-1, 1), positions=put(position + POSITION_OFFSET).view(-1, 1),
-                     example=put(example), position=put(position), pad_index=put(pad_index),
-                     slot_token=put(pad_slot_token),
-                     key_mask=put(np.where(key_mask, 0.0, -np.inf), torch.float32).view(examples, 1, 1, longest), starts=put(starts),
-                     layout=TokenLayout(put(grid_index), len(batches), widest, tokens, put(slot_token), put(member)),
-                     examples=examples, longest=longest)
-
-
-def token_keys(example_keys: torch.Tensor, flat: FlatBatch) -> torch.Tensor:
-    """Each token's key: its example's key mixed with its position in the sequence (not in the stream)."""
-    positions = streams.coordinate_hashes((flat.longest,), example_keys.device)
-    return streams.mix(example_keys[flat.example] ^ positions[flat.position])
+    parts = [ids, position + POSITION_OFFSET, example, position, pad_index, pad_slot_token, starts, grid_index,
+             slot_token, member, key_mask.reshape(-1)]
+    if example_keys is not None:  # int32 bit patterns, exact in int64
+        token_keys = streams.host_token_keys(example_keys, example, position)
+        parts += [example_keys.view(np.int32), token_keys.view(np.int32)]
+    buffer = to_device(torch.from_numpy(np.concatenate([np.asarray(part, dtype=np.int64) for part in parts])), device)
+    views = buffer.split([len(part) for part in parts])
+    (input_ids, positions, example_t, position_t, pad_index_t, pad_slot_t, starts_t, grid_t, slot_t, member_t,
+     key_bits) = views[:11]
+    keys = [v.to(torch.int32) for v in views[11:]] if example_keys is not None else [None, None]
+    return FlatBatch(input_ids=input_ids.view(-1, 1), positions=positions.view(-1, 1), example=example_t,
+                     position=position_t, pad_index=pad_index_t, slot_token=pad_slot_t,
+                     key_mask=torch.log(key_bits).view(examples, 1, 1, longest),  # log 1 = 0, log 0 = -inf
+                     starts=starts_t, layout=TokenLayout(grid_t, len(batches), widest, tokens, slot_t, member_t),
+                     examples=examples, longest=longest, example_keys=keys[0], token_keys=keys[1])
 
 
 _split_indices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -105,6 +122,9 @@ class Repad(torch.autograd.Function):
     value does, its key is masked and its query dropped), so the forward is one gather and needs no
     zero fill. Backward reads each real token's slot of the three gradients and ignores the padding
     slots: their gradients are zero (masked keys have probability 0, dropped queries receive none).
+
+    Forward: grid[c, n, h, l] = qkv[slot_token[n, l], block c, head h].  Backward: g_qkv[t, block c,
+    head h] = g_grid[c, example[t], h, position[t]] (each real token is read by exactly one slot).
     """
 
     @staticmethod
@@ -125,7 +145,10 @@ class Repad(torch.autograd.Function):
 class FeedForward(torch.autograd.Function):
     """RoBERTa's frozen feed-forward block over the tokens, ``LN(drop(gelu(x W1ᵀ + b1) W2ᵀ + b2) + x)``,
     written out backward so that x's two gradients (through the block and the residual) come out
-    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them."""
+    of one addmm instead of two kernels and a sum. The weights are frozen: no gradient for them.
+
+    With h = x W1ᵀ + b1, y = mask·(gelu(h) W2ᵀ + b2), z = y + x: g_z = LN_backward(g, z),
+    g_h = gelu'(h)·((mask·g_z) W2), g_x = g_z + g_h W1."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
@@ -156,11 +179,14 @@ def feed_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """The layer's feed-forward block and residual LayerNorm: one FeedForward node where everything
     in it is frozen, the activation is GELU and the dropout a keyed one (or off); else the modules."""
     ffn, inner = layer.output, layer.intermediate
-    mask = getattr(ffn.dropout, "scaled_mask", lambda _: None)(x)
-    dropout_off = not ffn.dropout.training or getattr(ffn.dropout, "p", 0) == 0
+    dropout = ffn.dropout
+    dropout_off = not dropout.training or getattr(dropout, "p", 0) == 0
+    token_stream = isinstance(dropout, streams.KeyedDropout) and dropout.drawing() and \
+        dropout.streams.tokens is not None and x.shape[0] == dropout.streams.tokens.shape[0]
     act = getattr(inner.intermediate_act_fn, "act", None)
     frozen = not any(p.requires_grad for m in (inner.dense, ffn.dense, ffn.LayerNorm) for p in m.parameters())
-    if frozen and act is F.gelu and (mask is not None or dropout_off) and isinstance(ffn.LayerNorm, torch.nn.LayerNorm):
+    if frozen and act is F.gelu and (token_stream or dropout_off) and isinstance(ffn.LayerNorm, torch.nn.LayerNorm):
+        mask = dropout.scaled_mask(x) if token_stream else None  # (this is the dropout's call of the step)
         return FeedForward.apply(x, inner.dense.weight, inner.dense.bias, ffn.dense.weight, ffn.dense.bias, mask,
                                  ffn.LayerNorm.weight, ffn.LayerNorm.bias, ffn.LayerNorm.eps)
     return ffn.LayerNorm(ffn.dropout(ffn.dense(inner(x))) + x)
@@ -171,7 +197,10 @@ class KeyedAttention(torch.autograd.Function):
     (3, N, heads, L_max, size) q, k, v of Repad, as batched matmuls over N·heads contiguous blocks
     (the scaling and the key mask folded into the first: the same numbers in fp32). Written out
     backward so that the gradients of q, k and v land in one stacked tensor (what Repad's backward
-    reads) and the scaling rides on the matmuls."""
+    reads) and the scaling rides on the matmuls.
+
+    Forward: P = softmax(α q kᵀ + bias), out = (P·mask) v.  Backward: g_v = (P·mask)ᵀ g,
+    g_S = P·(G − rowsum(G·P)) with G = mask·(g vᵀ) (softmax's backward), g_q = α g_S k, g_k = α g_Sᵀ q."""
 
     @staticmethod
     def forward(ctx, grid, bias, mask, scaling):

@@ -65,6 +65,10 @@ class Bank:
         self.betas, self.eps = tuple(betas), eps
         self.total, self.warmup = total_steps, warmup_steps
         self.leaves: list[nn.Parameter] = []  # what training differentiates, in bank order
+        # each tensor's own step count (K, tensors), as torch's AdamW keeps one per parameter: only
+        # once some tensor has had a step without gradient (until then every count is `steps`)
+        self.leaf_steps: torch.Tensor | None = None
+        self._sizes = torch.tensor(sizes, device=device)
 
     # views ------------------------------------------------------------------------------------
     def stacked(self, name: str) -> nn.Parameter:
@@ -87,8 +91,10 @@ class Bank:
     # the schedule -------------------------------------------------------------------------------
     def factor(self, steps):
         """Linear warmup then linear decay to 0 (transformers' get_linear_schedule_with_warmup)."""
-        rise = steps / max(1, self.warmup)
         fall = (self.total - steps) / max(1, self.total - self.warmup)
+        if self.warmup == 0:  # no warmup: the first step takes the full rate, as transformers' schedule gives
+            return fall.clamp(min=0.0) if isinstance(steps, torch.Tensor) else max(0.0, fall)
+        rise = steps / self.warmup
         if isinstance(steps, torch.Tensor):
             return torch.minimum(rise, fall).clamp(min=0.0)
         return max(0.0, min(rise, fall))
@@ -101,7 +107,9 @@ class Bank:
     @torch.no_grad()
     def step(self, max_grad_norm: float | None) -> None:
         """Clip each member's gradient to `max_grad_norm` (its own norm), then one AdamW step of
-        every live member; the gradients are cleared."""
+        every live member; the gradients are cleared. A tensor without gradient (``.grad is None``)
+        is left exactly as it is, moments and step count included, as torch's AdamW skips it."""
+        missing = [leaf.grad is None for leaf in self.leaves]
         grad = torch.cat([(leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)).reshape(self.runs, -1)
                           for leaf in self.leaves], dim=1)
         for leaf in self.leaves:
@@ -112,21 +120,41 @@ class Bank:
             grad.mul_((max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
         lr = self.lr * self.factor(self.steps) * self.live
         self.steps.add_(self.live)  # (bool: 1 for a live member)
+        if any(missing) and self.leaf_steps is None:
+            self.leaf_steps = (self.steps - self.live.float()).expand(-1, len(self.leaves)).clone()
+        if self.leaf_steps is None:  # every tensor has stepped every time: one count per member
+            self._adamw(self.data, self.exp_avg, self.exp_avg_sq, grad, lr, self.weight_decay, self.steps)
+            return
+        stepped = torch.tensor([not m for m in missing], device=self.data.device)  # (tensors,), from the host
+        self.leaf_steps.add_(self.live & stepped)
+        counts = self.leaf_steps.repeat_interleave(self._sizes, dim=1, output_size=self.data.shape[1])
+        columns = stepped.repeat_interleave(self._sizes, output_size=self.data.shape[1])  # (P,): no sync for the size
+        data, exp_avg, exp_avg_sq = self.data.clone(), self.exp_avg.clone(), self.exp_avg_sq.clone()
+        self._adamw(data, exp_avg, exp_avg_sq, grad, lr, self.weight_decay, counts)
+        for mine, new in ((self.data, data), (self.exp_avg, exp_avg), (self.exp_avg_sq, exp_avg_sq)):
+            mine.copy_(torch.where(columns, new, mine))
+
+    def _adamw(self, data, exp_avg, exp_avg_sq, grad, lr, weight_decay, counts) -> None:
+        """torch's AdamW (decoupled decay, bias-corrected moments) in place, every tensor a (K, ·)
+        column block; `counts`: the step number each column has reached (this step included)."""
         beta1, beta2 = self.betas
-        self.data.mul_(1.0 - lr * self.weight_decay)
-        self.exp_avg.lerp_(grad, 1.0 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        counted = self.steps.clamp(min=1.0)  # a member failed before its first step: no 0/0
+        data.mul_(1.0 - lr * weight_decay)
+        exp_avg.lerp_(grad, 1.0 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        counted = counts.clamp(min=1.0)  # a member failed before its first step: no 0/0
         correction1 = 1.0 - torch.pow(beta1, counted)
         correction2 = 1.0 - torch.pow(beta2, counted)
-        denom = (self.exp_avg_sq.sqrt() / correction2.sqrt()).add_(self.eps)
-        self.data.addcdiv_(self.exp_avg * (lr / correction1), denom, value=-1.0)
+        denom = (exp_avg_sq.sqrt() / correction2.sqrt()).add_(self.eps)
+        data.addcdiv_(exp_avg * (lr / correction1), denom, value=-1.0)
 
     # per-member state, for checkpoints ------------------------------------------------------------
     def member_state(self, k: int) -> dict:
         split = lambda t: {n: t[k, a:b].view(s).clone() for n, a, b, s in  # noqa: E731
                            zip(self.names, self.offsets, self.offsets[1:], self.shapes)}
-        return {"step": int(self.steps[k]), "exp_avg": split(self.exp_avg), "exp_avg_sq": split(self.exp_avg_sq)}
+        state = {"step": int(self.steps[k]), "exp_avg": split(self.exp_avg), "exp_avg_sq": split(self.exp_avg_sq)}
+        if self.leaf_steps is not None:  # some tensor has skipped a step: its own count
+            state["tensor_steps"] = dict(zip(self.names, (int(n) for n in self.leaf_steps[k].tolist())))
+        return state
 
     @torch.no_grad()
     def load_member_state(self, k: int, state: dict) -> None:
@@ -136,6 +164,12 @@ class Bank:
             for n, a, b in zip(self.names, self.offsets, self.offsets[1:]):
                 getattr(self, key)[k, a:b].copy_(state[key][n].reshape(-1))
         self.steps[k] = state["step"]
+        if "tensor_steps" in state or self.leaf_steps is not None:
+            if self.leaf_steps is None:
+                self.leaf_steps = self.steps.expand(-1, len(self.names)).clone()
+            counts = state.get("tensor_steps", {})
+            self.leaf_steps[k] = torch.tensor([counts.get(n, state["step"]) for n in self.names],
+                                              dtype=self.leaf_steps.dtype)
 
 
 class MemberOptimizer:

@@ -1,7 +1,9 @@
 """The optimisation itself, one epoch at a time, for a pack of runs (training/pack.py; one run is a
 pack of one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step
-of training/fused.py, autocast. No host synchronisation inside an epoch except every `log_every`
-steps (the NaN check)."""
+of training/fused.py, autocast. A step of the token stream copies two host buffers to the device
+(its flat batch with its dropout keys, its labels), pinned and without blocking on an accelerator;
+the one blocking read is the loss check every `log_every` steps (training/dispatch_count.py counts
+them: benchmarks/throughput.py reports `host_syncs_per_step`)."""
 from __future__ import annotations
 
 import math
@@ -91,18 +93,18 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
     runs, seeds = len(members), [m.cfg.seed for m in members]
     loss_sums = torch.zeros(runs, device=device)
     examples, steps, start = 0, len(loaders[0]), time.perf_counter()
-    dropout = streams.active(model)
+    dropout, sources = streams.active(model), streams.of(model)
     for step, batches in enumerate(zip(*loaders), start=1):
         size = len(batches[0]["labels"])
-        labels = torch.stack([b["labels"] for b in batches]).to(device, non_blocking=True)
-        keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
+        labels = flat.to_device(torch.stack([b["labels"] for b in batches]), device)
+        keys = streams.host_row_keys(seeds, epoch, step, size) if dropout else None  # none to draw: no keys
         if hasattr(model, "roberta"):
-            batch = flat.flatten(batches, device)
-            with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
-                    autocast(device, precision):
+            batch = flat.flatten(batches, device, keys)
+            with streams.drawing(sources, batch.example_keys, batch.token_keys), autocast(device, precision):
                 logits = flat_forward(model, batch)
         else:
-            with streams.rows(keys):
+            example_keys = None if keys is None else flat.to_device(streams.as_tensor(keys), device)
+            with streams.drawing(sources, example_keys):
                 logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
