@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from training.cli import fail, one_line_errors, prepare_argv
 from training.config import CONFIG_DIR  # registers the config resolvers
 
 
@@ -24,25 +25,32 @@ def main(cfg: DictConfig) -> float | None:
     import rundir
     from rundir import run_dir
     from training.config import resolved
+    from training.model_checks import check_model
     from training.pack import pack_jobs
     from training.records import run_records
     from training.run import MissingInitRun, run_pack
-    from training.schema import ConfigError
+    from training.schema import check_task_overrides, validate
 
     datasets.disable_progress_bars()  # tokenising draws one bar per split and map: quiet, even on a terminal
     overrides = list(HydraConfig.get().overrides.task)
-    try:
-        jobs = pack_jobs(cfg, overrides)
-        runs = [resolved(job_cfg) for job_cfg, _ in jobs]
-        to_train = [run_dir(c) for c in runs if c.rerun or not rundir.read_run(run_dir(c)).finished]
-        with run_records(to_train, sys.argv, overrides):  # commands.jsonl and train.log in each run directory
-            results = run_pack(jobs)
-    except (ConfigError, MissingInitRun) as error:  # a bad option, a missing MNLI run: a message, no traceback
-        sys.exit(f"train.py: {error}")
+    with one_line_errors("train.py"):  # a bad option, file or model: one line, exit status 2, no traceback
+        try:
+            jobs = pack_jobs(cfg, overrides)
+            runs = [resolved(job_cfg) for job_cfg, _ in jobs]
+            for (job_cfg, job_overrides), run_cfg in zip(jobs, runs):  # every option, before any path is made
+                check_task_overrides(job_cfg, job_overrides)
+                validate(run_cfg)
+            check_model(runs[0])  # the model exists, its positions hold max_seq_len, its tokenizer fits it
+            to_train = [run_dir(c) for c in runs if c.rerun or not rundir.read_run(run_dir(c)).finished]
+            with run_records(to_train, sys.argv, overrides):  # commands.jsonl and train.log in each run directory
+                results = run_pack(jobs)
+        except MissingInitRun as error:  # the MNLI run to start from is missing: the command that makes it
+            fail("train.py", error)
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
     metrics = results[0]
     return metrics["best"][metrics["main_metric"]] if len(results) == 1 and metrics["status"] == "done" else None
 
 
 if __name__ == "__main__":
+    sys.argv = prepare_argv("train.py", "train")  # unknown or repeated keys: one line before Hydra composes
     main()

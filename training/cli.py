@@ -1,0 +1,247 @@
+"""The entry points' command-line guards: every override is checked before Hydra composes (an unknown
+key, a key given twice, an option that does not exist are one line with a did-you-mean), run folder
+paths are accepted as written, Hydra's `--experimental-rerun` (which unpickles a file) is refused, and
+the harness's own errors end as one line and exit status 2 instead of a traceback.
+
+Torch-free: train.py, sweep.py and report.py check their command line before the training stack loads.
+"""
+from __future__ import annotations
+
+import difflib
+import errno
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from training.config import CONFIG_DIR, HARNESS_ROOT
+from training.schema import ConfigError
+
+# Keys whose value is a path: a run folder's name holds `=` and `,` (`lr=0.003,bs=16,.../seed=0`),
+# which Hydra's override grammar reads as syntax, so such a value is quoted for it.
+PATH_KEYS = ("init_from", "model.name_or_path", "data.dir", "data.cache_dir", "results_dir",
+             "data.tokenized_cache")
+# What a grid file may hold (sweeping/grid.py, the module docstring and load_grid).
+GRID_FILE_KEYS = ("name", "overrides", "method_overrides", "tasks", "methods", "ranks", "lr",
+                  "batch_size", "seeds", "search_seeds")
+
+
+def fail(prog: str, message: object) -> None:
+    """One line on stderr and exit status 2, the status of every usage error of the entry points."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def quote_path_values(argv: Sequence[str]) -> list[str]:
+    """`init_from=results/runs/.../lr=0.003,bs=16,r=8,h=ab0edb04/seed=0` as Hydra can parse it: the
+    value of a path key is quoted when it holds `=` or `,` and is not quoted already."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in PATH_KEYS and value[:1] not in ("'", '"') and ("=" in value or "," in value):
+            arg = f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        out.append(arg)
+    return out
+
+
+def hydra_arguments(argv: Sequence[str]):
+    """Hydra's own reading of the command line (flags and overrides)."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser().parse_args(list(argv))
+
+
+def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None) -> list[str]:
+    """sys.argv for `@hydra.main` after the checks; a bad command line ends here with one line, exit 2."""
+    argv = list(sys.argv if argv is None else argv)
+    args = quote_path_values(argv[1:])
+    try:
+        parsed = hydra_arguments(args)
+    except SystemExit:  # argparse has printed its usage error; Hydra would print the same
+        raise
+    if parsed.experimental_rerun:
+        fail(prog, "--experimental-rerun is refused: it unpickles a file (running any code in it), and "
+                   "the harness never writes one; rerun a run with the same command (rerun=true retrains it)")
+    if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info:
+        return [argv[0], *args]
+    try:
+        check_overrides(parsed.overrides, config_name)
+    except ConfigError as error:
+        fail(prog, error)
+    return [argv[0], *args]
+
+
+def _keys(node, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, mappings included (`pack`, `pack.seed`, ...)."""
+    out = []
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            dotted = f"{prefix}{key}"
+            out.append(dotted)
+            value = node._get_node(key)
+            if isinstance(value, DictConfig):
+                out += _keys(value, f"{dotted}.")
+    return out
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, DictConfig) and part in node.keys():
+            node = node._get_node(part)
+        elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            node = node._get_node(int(part))
+        else:
+            return False
+    return True
+
+
+def _is_group(name: str) -> bool:
+    return (CONFIG_DIR / name).is_dir()
+
+
+def _group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def _groups_holding(key: str) -> list[str]:
+    """`data.dir` -> the options of group `data` whose file has that key (`data=glue_dir`)."""
+    group, _, rest = key.partition(".")
+    if not rest or not _is_group(group):
+        return []
+    return [f"{group}={option}" for option in _group_options(group)
+            if _has_key(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"), rest)]
+
+
+@contextmanager
+def _composed(config_name: str, overrides: Sequence[str]) -> Iterator[DictConfig]:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield compose(config_name=config_name, overrides=list(overrides))
+        return
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        yield compose(config_name=config_name, overrides=list(overrides))
+
+
+def check_overrides(overrides: Sequence[str], config_name: str) -> None:
+    """Raise ConfigError for the first override that would not do what it says: a key or group
+    option that does not exist (with the closest name), a key given twice, a `+` on an existing key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    parsed, seen = [], {}
+    for line in overrides:
+        try:
+            override = parser.parse_override(line)
+        except HydraException as error:
+            reason = str(error).splitlines()[0]
+            raise ConfigError(f"{line!r} is not an override Hydra can read ({reason}); write key=value and "
+                              "quote a value holding = , [ ] { } or spaces: key='a=b,c'") from None
+        key = override.get_key_element().lstrip("+~")
+        if key in seen:
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {line}): give each key once")
+        seen[key] = line
+        parsed.append(override)
+
+    groups, values = [], []
+    for override in parsed:
+        key = override.key_or_group
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            continue  # Hydra's own options: Hydra checks them
+        (groups if _is_group(key) and override.package is None else values).append(override)
+
+    for override in groups:
+        options = _group_options(override.key_or_group)
+        if override.is_delete():
+            continue
+        choices = override.value().list if override.is_sweep_override() else [override.value()]
+        for choice in choices:
+            if choice is not None and str(choice) not in options:
+                raise ConfigError(f"{override.key_or_group}={choice}: no such option (configs/"
+                                  f"{override.key_or_group}/{choice}.yaml){did_you_mean(str(choice), options)}; "
+                                  f"{override.key_or_group} is one of {', '.join(options)}")
+
+    def first(override) -> str:
+        if override.is_sweep_override() and override.value().list:
+            return f"{override.get_key_element()}={override.value().list[0]}"
+        return override.input_line
+
+    with _composed(config_name, [first(o) for o in groups]) as cfg:
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    known = _keys(cfg)
+    for override in values:
+        key = override.key_or_group
+        exists = _has_key(cfg, key)
+        if override.type == OverrideType.ADD and exists:
+            raise ConfigError(f"{override.input_line}: {key} exists; set it without the +: "
+                              f"{override.input_line.lstrip('+')}")
+        if exists or override.type == OverrideType.FORCE_ADD and _has_key(cfg, key.rpartition(".")[0] or key):
+            continue
+        holders = _groups_holding(key)
+        hint = (f"; {key} belongs to {' or '.join(holders)}: add it" if holders else did_you_mean(key, known))
+        raise ConfigError(f"{override.input_line}: unknown key {key}{hint} "
+                          f"(python {config_name}.py --help lists every key)")
+    check_grid_file(cfg)
+
+
+def check_grid_file(cfg: DictConfig) -> None:
+    """A grid file's keys (sweep.py): `lrs:` is a typo of `lr:`, not a key to ignore."""
+    grid = cfg.get("grid") if "grid" in cfg.keys() else None
+    if not isinstance(grid, DictConfig):
+        return
+    unknown = [k for k in grid.keys() if k not in GRID_FILE_KEYS]
+    if unknown:
+        key = str(unknown[0])
+        name = grid.get("name", "?")
+        raise ConfigError(f"grid {name} (configs/grid/): unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
+                          f"(a grid holds {', '.join(GRID_FILE_KEYS)})")
+
+
+def harness_error_message(error: BaseException) -> str | None:
+    """The one line for an error the user can fix (a bad option or file, a full disk), or None for a
+    bug, whose traceback is worth seeing."""
+    if isinstance(error, ConfigError):
+        return str(error)
+    if isinstance(error, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({error}); save it as UTF-8"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f" writing {error.filename}" if error.filename else ""
+        return f"no space left on the device{where}: free some and run the same command again (it resumes)"
+    if isinstance(error, RuntimeError) and "unexpected pos" in str(error):  # torch.save on a full disk
+        return ("a file could not be written (torch.save: 'unexpected pos', as on a full disk): free some "
+                "space and run the same command again (it resumes)")
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        return str(error)
+    if isinstance(error, ValueError):  # the harness's checks raise ValueError with the file and key
+        return str(error)
+    return None
+
+
+@contextmanager
+def one_line_errors(prog: str) -> Iterator[None]:
+    """Around an entry point's work: a user's error is `<prog>: <message>` and exit status 2."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - sorted below: only the user's errors become one line
+        message = harness_error_message(error)
+        if message is None:
+            raise
+        fail(prog, message)
+
+
+def is_run_directory(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+__all__ = ["HARNESS_ROOT", "check_overrides", "fail", "one_line_errors", "prepare_argv"]
