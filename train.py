@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
     import rundir
     from rundir import run_dir
     from training.config import resolved
-    from training.model_checks import check_model
+    from training.preflight import preflight
     from training.pack import pack_jobs
     from training.records import run_records
     from training.run import MissingInitRun, run_pack
@@ -40,7 +40,7 @@ def main(cfg: DictConfig) -> float | None:
             for (job_cfg, job_overrides), run_cfg in zip(jobs, runs):  # every option, before any path is made
                 check_task_overrides(job_cfg, job_overrides)
                 validate(run_cfg)
-            check_model(runs[0])  # the model exists, its positions hold max_seq_len, its tokenizer fits it
+            preflight(runs[0])  # the model exists, holds max_seq_len and fits its tokenizer; the data is there
             to_train = [run_dir(c) for c in runs if c.rerun or not rundir.read_run(run_dir(c)).finished]
             with run_records(to_train, sys.argv, overrides):  # commands.jsonl and train.log in each run directory
                 results = run_pack(jobs)

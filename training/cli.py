@@ -73,9 +73,31 @@ def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None)
         return [argv[0], *args]
     try:
         check_overrides(parsed.overrides, config_name)
+        if config_name == "train" and not parsed.multirun and not parsed.cfg:
+            check_values(parsed.overrides)
     except ConfigError as error:
         fail(prog, error)
     return [argv[0], *args]
+
+
+def check_values(overrides: Sequence[str]) -> None:
+    """Every value of `python train.py <overrides>` (training/schema.py), before the training stack
+    loads: `lr=abc` answers in a second. train.py checks again after composing, packs included."""
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    from training.config import compose
+    from training.schema import validate
+
+    try:
+        cfg = compose(overrides)
+    except MissingMandatoryValue as error:
+        key = getattr(error, "full_key", None) or "a key"
+        if key == "data.dir":
+            raise ConfigError("data.dir: data=glue_dir needs the GLUE folder, e.g. data.dir=/path/to/glue_data") from None
+        raise ConfigError(f"{key} has no value (??? in its config file): give it on the command line, {key}=...") from None
+    except OmegaConfBaseException:  # a value that cannot resolve (data.dir=??? ...): the schema's turn in train.py
+        return
+    validate(cfg)
 
 
 def _keys(node, prefix: str = "") -> list[str]:
@@ -221,6 +243,8 @@ def harness_error_message(error: BaseException) -> str | None:
     if isinstance(error, RuntimeError) and "unexpected pos" in str(error):  # torch.save on a full disk
         return ("a file could not be written (torch.save: 'unexpected pos', as on a full disk): free some "
                 "space and run the same command again (it resumes)")
+    if isinstance(error, ConnectionError):  # glue.loading.GlueDataUnavailableError: the Hub, offline
+        return str(error)
     if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
         return str(error)
     if isinstance(error, ValueError):  # the harness's checks raise ValueError with the file and key
@@ -240,8 +264,33 @@ def one_line_errors(prog: str) -> Iterator[None]:
         fail(prog, message)
 
 
-def is_run_directory(path: str | Path) -> bool:
-    return (Path(path) / "config.yaml").is_file()
+def check_run_overrides(run: str | Path, overrides: Sequence[str]) -> None:
+    """evaluate.py / predict.py / export.py: `key=value` changes of a run's config.yaml. A folder among
+    them (a glob that matched several runs), an unknown or repeated key, or a bad value is refused."""
+    if not Path(run).is_dir():
+        raise FileNotFoundError(f"{run}: no such folder (a run folder is results/runs/<task>/<method>/<setting>/seed=<s>)")
+    folders = [o for o in overrides if "=" not in o]
+    if folders:
+        if any(Path(o).is_dir() for o in folders):
+            raise ConfigError(f"one run folder at a time: {run} was given, and also {', '.join(folders)} "
+                              "(a glob that matched several runs?)")
+        raise ConfigError(f"{folders[0]!r} is not a key=value override")
+    config = Path(run) / "config.yaml"
+    if not config.is_file():
+        return  # not a run folder: load_run says so
+    cfg = OmegaConf.load(config)
+    known, seen = _keys(cfg), {}
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+~")
+        if key in seen:
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {override}): give each key once")
+        seen[key] = override
+        if not _has_key(cfg, key):
+            raise ConfigError(f"{override}: unknown key {key}{did_you_mean(key, known)} (the keys are those "
+                              f"of {config})")
+    from training.schema import validate
+
+    validate(OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides))))
 
 
 __all__ = ["HARNESS_ROOT", "check_overrides", "fail", "one_line_errors", "prepare_argv"]

@@ -87,7 +87,7 @@ def string_list():
 def value_list(rule):
     check, what = rule
     return (lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(check(x) for x in v))), \
-        f"null or a non-empty list of {what.removeprefix('a ').removeprefix('an ')}s"
+        f"null or a non-empty list, each {what}"
 
 
 # key -> (check, what it accepts). Keys a preset may lack are looked up with OmegaConf.select.

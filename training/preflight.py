@@ -1,6 +1,7 @@
-"""The run's model checked before anything is written: the folder exists (a mistyped local path is not
-sent to the Hub), `max_seq_len` fits its position table, and its tokenizer covers its vocabulary.
-Each failure is a ConfigError naming `model.name_or_path` or `max_seq_len` and what would work."""
+"""A run's model and data checked before anything is written: the model folder exists (a mistyped
+local path is not sent to the Hub), `max_seq_len` fits its position table, its tokenizer covers its
+vocabulary, and a local GLUE folder holds the task. Each failure is one line naming the key (or file)
+and what would work."""
 from __future__ import annotations
 
 import difflib
@@ -95,3 +96,17 @@ def check_model(cfg: DictConfig) -> None:
             raise ConfigError(f"model.name_or_path={name}: its tokenizer has {len(tokenizer)} tokens for a "
                               f"vocabulary of {vocabulary} (config.json vocab_size); the folder needs the "
                               "model's own tokenizer files (tokenizer.json, or vocab and merges files)")
+
+
+def check_data(cfg: DictConfig) -> None:
+    """A local GLUE folder (data=glue_dir) holds the task's training file: FileNotFoundError naming
+    the path and the layout expected, before a run folder is made."""
+    from glue.loading import glue_file_path
+
+    if cfg.data.source == "glue_dir":
+        glue_file_path(cfg.task.name, "train", resolve_path(cfg.data.dir))
+
+
+def preflight(cfg: DictConfig) -> None:
+    check_model(cfg)
+    check_data(cfg)
