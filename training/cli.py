@@ -62,17 +62,16 @@ def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None)
     """sys.argv for `@hydra.main` after the checks; a bad command line ends here with one line, exit 2."""
     argv = list(sys.argv if argv is None else argv)
     args = quote_path_values(argv[1:])
-    try:
-        parsed = hydra_arguments(args)
-    except SystemExit:  # argparse has printed its usage error; Hydra would print the same
-        raise
-    if parsed.experimental_rerun:
+    if any(a.split("=", 1)[0] == "--experimental-rerun" for a in args):
         fail(prog, "--experimental-rerun is refused: it unpickles a file (running any code in it), and "
                    "the harness never writes one; rerun a run with the same command (rerun=true retrains it)")
+    parsed = hydra_arguments(args)  # a usage error here is argparse's, as Hydra would print it
     if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info:
         return [argv[0], *args]
+    if parsed.config_path or parsed.config_name:
+        return [argv[0], *args]  # another primary config: Hydra checks its keys
     try:
-        check_overrides(parsed.overrides, config_name)
+        check_overrides(parsed.overrides, config_name, extra_dir=parsed.config_dir)
         if config_name == "train" and not parsed.multirun and not parsed.cfg:
             check_values(parsed.overrides)
     except ConfigError as error:
@@ -125,12 +124,21 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
     return True
 
 
+# The config folders Hydra searches: the harness's, and a user's `--config-dir` (set by check_overrides).
+_search = [CONFIG_DIR]
+
+
 def _is_group(name: str) -> bool:
-    return (CONFIG_DIR / name).is_dir()
+    return any((d / name).is_dir() for d in _search)
 
 
 def _group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    return sorted({p.stem for d in _search for p in (d / group).glob("*.yaml")})
+
+
+def _option_file(group: str, option: str) -> Path:
+    return next((d / group / f"{option}.yaml" for d in reversed(_search) if (d / group / f"{option}.yaml").exists()),
+                CONFIG_DIR / group / f"{option}.yaml")
 
 
 def _groups_holding(key: str) -> list[str]:
@@ -139,7 +147,7 @@ def _groups_holding(key: str) -> list[str]:
     if not rest or not _is_group(group):
         return []
     return [f"{group}={option}" for option in _group_options(group)
-            if _has_key(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"), rest)]
+            if _has_key(OmegaConf.load(_option_file(group, option)), rest)]
 
 
 @contextmanager
@@ -154,9 +162,11 @@ def _composed(config_name: str, overrides: Sequence[str]) -> Iterator[DictConfig
         yield compose(config_name=config_name, overrides=list(overrides))
 
 
-def check_overrides(overrides: Sequence[str], config_name: str) -> None:
+def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str | None = None) -> None:
     """Raise ConfigError for the first override that would not do what it says: a key or group
-    option that does not exist (with the closest name), a key given twice, a `+` on an existing key."""
+    option that does not exist (with the closest name), a key given twice, a `+` on an existing key.
+    `extra_dir` is Hydra's `--config-dir` (searched before the harness's configs)."""
+    _search[:] = [CONFIG_DIR] + ([Path(extra_dir).expanduser().resolve()] if extra_dir else [])
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
@@ -190,8 +200,8 @@ def check_overrides(overrides: Sequence[str], config_name: str) -> None:
         choices = override.value().list if override.is_sweep_override() else [override.value()]
         for choice in choices:
             if choice is not None and str(choice) not in options:
-                raise ConfigError(f"{override.key_or_group}={choice}: no such option (configs/"
-                                  f"{override.key_or_group}/{choice}.yaml){did_you_mean(str(choice), options)}; "
+                raise ConfigError(f"{override.key_or_group}={choice}: no such option ({override.key_or_group}/"
+                                  f"{choice}.yaml in {' or '.join(map(str, _search))}){did_you_mean(str(choice), options)}; "
                                   f"{override.key_or_group} is one of {', '.join(options)}")
 
     def first(override) -> str:
@@ -199,7 +209,8 @@ def check_overrides(overrides: Sequence[str], config_name: str) -> None:
             return f"{override.get_key_element()}={override.value().list[0]}"
         return override.input_line
 
-    with _composed(config_name, [first(o) for o in groups]) as cfg:
+    searchpath = [f"hydra.searchpath=[file://{extra_dir}]"] if extra_dir else []
+    with _composed(config_name, searchpath + [first(o) for o in groups]) as cfg:
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
     known = _keys(cfg)
     for override in values:
@@ -214,10 +225,11 @@ def check_overrides(overrides: Sequence[str], config_name: str) -> None:
         hint = (f"; {key} belongs to {' or '.join(holders)}: add it" if holders else did_you_mean(key, known))
         raise ConfigError(f"{override.input_line}: unknown key {key}{hint} "
                           f"(python {config_name}.py --help lists every key)")
-    check_grid_file(cfg)
+    chosen = [o.value() for o in groups if o.key_or_group == "grid" and not o.is_sweep_override()]
+    check_grid_file(cfg, _option_file("grid", str(chosen[0])) if chosen and chosen[0] else None)
 
 
-def check_grid_file(cfg: DictConfig) -> None:
+def check_grid_file(cfg: DictConfig, where: Path | None = None) -> None:
     """A grid file's keys (sweep.py): `lrs:` is a typo of `lr:`, not a key to ignore."""
     grid = cfg.get("grid") if "grid" in cfg.keys() else None
     if not isinstance(grid, DictConfig):
@@ -226,7 +238,7 @@ def check_grid_file(cfg: DictConfig) -> None:
     if unknown:
         key = str(unknown[0])
         name = grid.get("name", "?")
-        raise ConfigError(f"grid {name} (configs/grid/): unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
+        raise ConfigError(f"{where or 'grid ' + str(name)}: unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
                           f"(a grid holds {', '.join(GRID_FILE_KEYS)})")
 
 
