@@ -19,9 +19,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="where to write the predictions (default: standard output)")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config (device=cpu)")
     args = parser.parse_args(argv)
-    from training.cli import check_run_overrides, one_line_errors
+    from training.cli import check_run_overrides, report_error
 
-    with one_line_errors("predict.py"):  # a bad folder, key or file: one line, exit status 2
+    try:  # a bad folder, key or file: one line, exit status 2
         check_run_overrides(args.run, args.overrides)
         check_input(args.input)
         from training.finished import load_run, predict_texts, read_texts  # the training stack, after --help
@@ -31,6 +31,8 @@ def main(argv=None) -> int:
         if not rows:
             raise ValueError(f"{args.input}: no examples to predict (a header line, then one example per line)")
         predictions = predict_texts(run, rows)
+    except Exception as error:  # noqa: BLE001 - report_error re-raises all but the user's errors
+        return report_error("predict.py", error)
     text = "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in enumerate(predictions))
     if args.output:
         with open(args.output, "w") as f:

@@ -264,6 +264,16 @@ def harness_error_message(error: BaseException) -> str | None:
     return None
 
 
+def report_error(prog: str, error: Exception) -> int:
+    """For a `main(argv) -> int` entry point: a user's error is one line on stderr and status 2; a bug
+    is raised again, with its traceback."""
+    message = harness_error_message(error)
+    if message is None:
+        raise error
+    print(f"{prog}: {message}", file=sys.stderr)
+    return 2
+
+
 @contextmanager
 def one_line_errors(prog: str) -> Iterator[None]:
     """Around an entry point's work: a user's error is `<prog>: <message>` and exit status 2."""
