@@ -1,6 +1,6 @@
 """A run's model and data checked before anything is written: the model folder exists (a mistyped
 local path is not sent to the Hub), `max_seq_len` fits its position table, its tokenizer covers its
-vocabulary, and a local GLUE folder holds the task. Each failure is one line naming the key (or file)
+vocabulary, a local GLUE folder holds the task, and the logger can start. Each failure is one line naming the key (or file)
 and what would work."""
 from __future__ import annotations
 
@@ -108,5 +108,8 @@ def check_data(cfg: DictConfig) -> None:
 
 
 def preflight(cfg: DictConfig) -> None:
+    from training.loggers import check_logger
+
     check_model(cfg)
     check_data(cfg)
+    check_logger(cfg.logger, cfg.results_dir)
