@@ -291,9 +291,10 @@ def check_run_overrides(run: str | Path, overrides: Sequence[str]) -> None:
     them (a glob that matched several runs), an unknown or repeated key, or a bad value is refused."""
     if not Path(run).is_dir():
         raise FileNotFoundError(f"{run}: no such folder (a run folder is results/runs/<task>/<method>/<setting>/seed=<s>)")
-    folders = [o for o in overrides if "=" not in o]
+    # A run folder's own name holds `=` (`lr=0.003,.../seed=0`): a path is never a key
+    folders = [o for o in overrides if "=" not in o or "/" in o.partition("=")[0] or Path(o).exists()]
     if folders:
-        if any(Path(o).is_dir() for o in folders):
+        if any(Path(o).exists() or "/" in o for o in folders):
             raise ConfigError(f"one run folder at a time: {run} was given, and also {', '.join(folders)} "
                               "(a glob that matched several runs?)")
         raise ConfigError(f"{folders[0]!r} is not a key=value override")
