@@ -128,8 +128,11 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
 _search = [CONFIG_DIR]
 
 
+_groups: set[str] = set()  # the config groups of the primary config's defaults list (set by check_overrides)
+
+
 def _is_group(name: str) -> bool:
-    return any((d / name).is_dir() for d in _search)
+    return name in _groups and any((d / name).is_dir() for d in _search)
 
 
 def _group_options(group: str) -> list[str]:
@@ -166,7 +169,11 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
     """Raise ConfigError for the first override that would not do what it says: a key or group
     option that does not exist (with the closest name), a key given twice, a `+` on an existing key.
     `extra_dir` is Hydra's `--config-dir` (searched before the harness's configs)."""
+    from training.help import parse
+
     _search[:] = [CONFIG_DIR] + ([Path(extra_dir).expanduser().resolve()] if extra_dir else [])
+    _groups.clear()
+    _groups.update(group for group, _, _ in parse(config_name)[0])  # `grid` is a group of sweep.py, a key of report.py
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
@@ -181,7 +188,7 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
             raise ConfigError(f"{line!r} is not an override Hydra can read ({reason}); write key=value and "
                               "quote a value holding = , [ ] { } or spaces: key='a=b,c'") from None
         key = override.get_key_element().lstrip("+~")
-        if key in seen:
+        if key in seen and seen[key] != line:  # the same override twice says one thing; two values, which?
             raise ConfigError(f"{key} is given twice ({seen[key]} and {line}): give each key once")
         seen[key] = line
         parsed.append(override)
@@ -210,8 +217,11 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
         return override.input_line
 
     searchpath = [f"hydra.searchpath=[file://{extra_dir}]"] if extra_dir else []
-    with _composed(config_name, searchpath + [first(o) for o in groups]) as cfg:
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    try:
+        with _composed(config_name, searchpath + [first(o) for o in groups]) as cfg:
+            cfg = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    except HydraException as error:  # a group option that does not compose: Hydra's own words, in one line
+        raise ConfigError(" ".join(str(error).split())) from None
     known = _keys(cfg)
     for override in values:
         key = override.key_or_group
@@ -305,7 +315,7 @@ def check_run_overrides(run: str | Path, overrides: Sequence[str]) -> None:
     known, seen = _keys(cfg), {}
     for override in overrides:
         key = override.partition("=")[0].lstrip("+~")
-        if key in seen:
+        if key in seen and seen[key] != override:
             raise ConfigError(f"{key} is given twice ({seen[key]} and {override}): give each key once")
         seen[key] = override
         if not _has_key(cfg, key):
