@@ -221,3 +221,49 @@ def test_export_of_a_random_base_is_merged_and_loads_as_its_card_says(finished, 
     assert "AutoModelForSequenceClassification.from_pretrained" in card
     AutoModelForSequenceClassification.from_pretrained(str(out))  # the card's line, on the folder
     assert json.loads((out / "config.json").read_text())["model_type"] == "roberta"
+
+
+def test_a_head_of_another_size_is_replaced_by_one_of_the_tasks_size(tiny_run, tmp_path, caplog):
+    """A checkpoint fine-tuned on a 2-label task (SST-2) trained on MNLI: a new 3-label head, one line."""
+    import logging
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from training.model import build_model
+
+    tiny = HARNESS_ROOT / "assets" / "tiny-roberta"
+    folder = tmp_path / "sst2-model"
+    AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(tiny, num_labels=2)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(folder)
+    cfg, _ = tiny_run("task=mnli", f"model.name_or_path={folder}", "model.random_init=false")
+    with caplog.at_level(logging.INFO, logger="training.model"):
+        model = build_model(cfg, 3)
+    assert model.classifier.out_proj.out_features == 3
+    assert "has a classification head of another size" in caplog.text and "3 label(s)" in caplog.text
+
+
+def test_a_full_disk_is_one_line_naming_the_file():
+    import errno
+
+    from training.cli import harness_error_message
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/r/runs/x/adapter.safetensors")
+    assert harness_error_message(full).startswith("no space left on the device writing /r/runs/x/adapter.safetensors")
+    torch_save = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+    assert "as on a full disk" in harness_error_message(torch_save)
+    assert harness_error_message(KeyError("a bug")) is None  # a bug keeps its traceback
+
+
+def test_a_logger_that_cannot_start_is_one_line(monkeypatch, tmp_path):
+    pytest.importorskip("mlflow")
+    from training.loggers import check_logger
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # needs SQLAlchemy
+    try:
+        import sqlalchemy  # noqa: F401
+        pytest.skip("the full mlflow is installed: sqlite works")
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match=r"^logger=mlflow: cannot start \(") as error:
+        check_logger("mlflow", tmp_path)
+    assert "\n" not in str(error.value)
