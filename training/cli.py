@@ -236,19 +236,33 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
         raise ConfigError(f"{override.input_line}: unknown key {key}{hint} "
                           f"(python {config_name}.py --help lists every key)")
     chosen = [o.value() for o in groups if o.key_or_group == "grid" and not o.is_sweep_override()]
-    check_grid_file(cfg, _option_file("grid", str(chosen[0])) if chosen and chosen[0] else None)
+    if chosen and chosen[0]:  # the grid as the command line leaves it (grid.tasks=[...] included)
+        grid_overrides = [o.input_line for o in values if o.key_or_group.startswith("grid.")]
+        if grid_overrides:
+            with _composed(config_name, searchpath + [first(o) for o in groups] + grid_overrides) as full:
+                cfg = OmegaConf.masked_copy(full, ["grid"])
+        where = str(_option_file("grid", str(chosen[0]))) + (f" with {' '.join(grid_overrides)}" if grid_overrides else "")
+        check_grid_file(cfg, where)
 
 
-def check_grid_file(cfg: DictConfig, where: Path | None = None) -> None:
+def check_grid_file(cfg: DictConfig, where: str | None = None) -> None:
     """A grid file's keys (sweep.py): `lrs:` is a typo of `lr:`, not a key to ignore."""
     grid = cfg.get("grid") if "grid" in cfg.keys() else None
     if not isinstance(grid, DictConfig):
         return
+    where = where or f"grid {grid.get('name', '?')}"
+    from training.schema import TRAINABLE_TASKS
+
+    for key, known in (("tasks", TRAINABLE_TASKS), ("methods", _group_options("adapter"))):
+        values = grid.get(key)
+        for value in (values if isinstance(values, ListConfig) else [values] if values is not None else []):
+            if str(value) not in known:
+                raise ConfigError(f"{where}: {key} holds {value}{did_you_mean(str(value), known)}; "
+                                  f"expected among {', '.join(known)}")
     unknown = [k for k in grid.keys() if k not in GRID_FILE_KEYS]
     if unknown:
         key = str(unknown[0])
-        name = grid.get("name", "?")
-        raise ConfigError(f"{where or 'grid ' + str(name)}: unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
+        raise ConfigError(f"{where}: unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
                           f"(a grid holds {', '.join(GRID_FILE_KEYS)})")
 
 
@@ -271,6 +285,10 @@ def harness_error_message(error: BaseException) -> str | None:
         return str(error)
     if isinstance(error, ValueError):  # the harness's checks raise ValueError with the file and key
         return str(error)
+    from hydra.errors import HydraException
+
+    if isinstance(error, HydraException):  # a config that does not compose (a grid's override): its first line
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return None
 
 

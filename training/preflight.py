@@ -1,6 +1,6 @@
 """A run's model and data checked before anything is written: the model folder exists (a mistyped
 local path is not sent to the Hub), `max_seq_len` fits its position table, its tokenizer covers its
-vocabulary, a local GLUE folder holds the task, and the logger can start. Each failure is one line naming the key (or file)
+vocabulary, each adapter target names its layers, a local GLUE folder holds the task, and the logger can start. Each failure is one line naming the key (or file)
 and what would work."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from training.cli import did_you_mean
 from training.config import HARNESS_ROOT, resolve_path
 from training.schema import ConfigError
 
@@ -98,6 +99,34 @@ def check_model(cfg: DictConfig) -> None:
                               "model's own tokenizer files (tokenizer.json, or vocab and merges files)")
 
 
+def check_targets(cfg: DictConfig, model_config) -> None:
+    """Each of `adapter.targets` names linear layers of the model (a misspelt one among right ones would
+    otherwise leave its layers without an adapter, silently). The model is built on the meta device:
+    its structure only, no memory, nothing read."""
+    import torch
+    from torch import nn
+    from transformers import AutoModelForSequenceClassification
+
+    from adapters.baselines import BASELINES
+    from adapters.targets import resolve_targets
+
+    if cfg.adapter.name in BASELINES:
+        return
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(model_config)
+    try:
+        targets = resolve_targets(model, list(cfg.adapter.targets))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    linear = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    for role, target in zip(cfg.adapter.targets, targets):
+        if not any(name == target or name.endswith("." + target) for name in linear):
+            names = sorted({name.rpartition(".")[2] for name in linear})
+            raise ConfigError(f"adapter.targets: {role} names no linear layer of {cfg.model.name_or_path} "
+                              f"({model_config.model_type}){did_you_mean(str(target), names)}; its linear layers "
+                              f"are {', '.join(names)} (or the roles query, key, value)")
+
+
 def check_data(cfg: DictConfig) -> None:
     """A local GLUE folder (data=glue_dir) holds the task's training file: FileNotFoundError naming
     the path and the layout expected, before a run folder is made."""
@@ -111,5 +140,6 @@ def preflight(cfg: DictConfig) -> None:
     from training.loggers import check_logger
 
     check_model(cfg)
+    check_targets(cfg, load_model_config(cfg))
     check_data(cfg)
     check_logger(cfg.logger, cfg.results_dir)
