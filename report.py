@@ -13,7 +13,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from training.cli import fail, one_line_errors, prepare_argv
+from training.cli import fail, one_line_errors, prepare_argv, quiet_interrupt
 
 
 @hydra.main(config_path="configs", config_name="report", version_base=None)
@@ -29,5 +29,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = prepare_argv("report.py", "report")  # unknown or repeated keys: one line before Hydra composes
-    main()
+    with quiet_interrupt("report.py"):
+        sys.argv = prepare_argv("report.py", "report")  # unknown or repeated keys: one line before Hydra composes
+        main()

@@ -12,7 +12,7 @@ in configs/grid/, the options in configs/sweep.yaml; the logic is in sweeping/.
 import os
 import sys
 
-from training.cli import one_line_errors, prepare_argv
+from training.cli import one_line_errors, prepare_argv, quiet_interrupt
 
 if __name__ == "__main__":
     sys.argv = prepare_argv("sweep.py", "sweep")  # unknown or repeated keys: one line before Hydra composes
@@ -21,5 +21,5 @@ if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     from sweeping.cli import main
 
-    with one_line_errors("sweep.py"):
+    with quiet_interrupt("sweep.py"), one_line_errors("sweep.py"):
         main()

@@ -14,7 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from training.cli import fail, one_line_errors, prepare_argv
+from training.cli import fail, one_line_errors, prepare_argv, quiet_interrupt
 from training.config import CONFIG_DIR  # registers the config resolvers
 
 
@@ -52,5 +52,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = prepare_argv("train.py", "train")  # unknown or repeated keys: one line before Hydra composes
-    main()
+    with quiet_interrupt("train.py"):
+        sys.argv = prepare_argv("train.py", "train")  # unknown or repeated keys: one line before Hydra composes
+        main()

@@ -61,6 +61,8 @@ SWEEP_ROWS = [
     (["grid=smoke", "grid.lrs=[1e-3]"], "unknown key grid.lrs; did you mean grid.lr?"),
     (["grid=smoke", "epoch=1"], "unknown key epoch; did you mean epochs?"),
     (["grid=smok"], "grid=smok: no such option"),
+    (["grid=smoke", "grid.tasks=[foo]"], "smoke.yaml with grid.tasks=[foo]: tasks holds foo; expected among cola"),
+    (["grid=smoke", "grid.methods=[lroa]"], "methods holds lroa; did you mean lora?"),
     (["grid=smoke", "--experimental-rerun", "x"], "--experimental-rerun is refused"),
 ]
 
@@ -112,6 +114,7 @@ PREFLIGHT_ROWS = [
     (["model.name_or_path=assets/tiny-robreta"], "no such folder", ),
     (["data=glue_dir", "data.dir=/nonexistent/glue"], "GLUE data folder not found: /nonexistent/glue"),
     (["model.name_or_path={notok}"], "its tokenizer has 5 tokens for a vocabulary of 767"),
+    (["adapter.targets=[query,vlaue]"], "adapter.targets: vlaue names no linear layer of assets/tiny-roberta"),
 ]
 
 

@@ -34,6 +34,17 @@ def fail(prog: str, message: object) -> None:
     sys.exit(2)
 
 
+@contextmanager
+def quiet_interrupt(prog: str) -> Iterator[None]:
+    """Ctrl-C ends an entry point with one line and status 130 (128 + SIGINT), not a traceback of
+    wherever it struck; a run keeps its last finished epoch, so the same command resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted (Ctrl-C); the same command resumes", file=sys.stderr)
+        sys.exit(130)
+
+
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
