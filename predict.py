@@ -24,6 +24,10 @@ def main(argv=None) -> int:
     try:  # a bad folder, key or file: one line, exit status 2
         check_run_overrides(args.run, args.overrides)
         check_input(args.input)
+        if args.output and not Path(args.output).resolve().parent.is_dir():
+            raise FileNotFoundError(f"--output {args.output}: its folder does not exist")
+        if args.output and Path(args.output).resolve() == Path(args.input).resolve():
+            raise ValueError(f"--output {args.output} is the input file: give another file to write")
         from training.finished import load_run, predict_texts, read_texts  # the training stack, after --help
 
         run = load_run(args.run, args.overrides)

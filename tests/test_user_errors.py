@@ -187,6 +187,8 @@ def test_verbs_refuse_bad_folders_keys_and_files(finished, tmp_path, capsys):
     run = str(finished)
     bad = tmp_path / "bad.tsv"
     bad.write_bytes(b"sentence\nfine\n\xff not utf-8\n")
+    good = tmp_path / "good.tsv"
+    good.write_text("sentence\nfine\n")
     header_only = tmp_path / "empty.tsv"
     header_only.write_text("sentence\n")
     broken = tmp_path / "broken.jsonl"
@@ -202,16 +204,20 @@ def test_verbs_refuse_bad_folders_keys_and_files(finished, tmp_path, capsys):
         ("evaluate", [run, "device=cpu", "device=cuda"], "device is given twice"),
         ("evaluate", [str(tmp_path / "nope")], "nope: no such folder"),
         ("predict", [run, str(bad)], f"{bad}:3: byte 0xff at column 1 is not UTF-8"),
+        ("evaluate", [run, "--split", "nope"], "split 'nope' is not in sst2's data"),
         ("predict", [run, str(header_only)], f"{header_only}: no examples to predict"),
         ("predict", [run, str(broken)], f"{broken}:2: not JSON"),
         ("predict", [run, str(tmp_path / "missing.tsv")], "missing.tsv: no such file"),
+        ("predict", [run, str(good), "--output", str(good)], "is the input file"),
+        ("predict", [run, str(header_only), "--output", str(tmp_path / "no" / "out.tsv")], "its folder does not exist"),
         ("export", [run, str(mine)], f"{mine} is not empty; give a new folder, or --overwrite"),
     ]
     for script, args, fragment in rows:
         assert entry(script).main(args) == 2, (script, args)
         err = capsys.readouterr().err
         assert err.startswith(f"{script}.py: ") and err.count("\n") == 1 and fragment in err, (script, args, err)
-    assert (mine / "README.md").read_text() == "my notes\n"  # the user's folder untouched
+    assert (mine / "README.md").read_text() == "my notes\n"  # the user's files untouched
+    assert good.read_text() == "sentence\nfine\n"
 
 
 def test_export_of_a_random_base_is_merged_and_loads_as_its_card_says(finished, tmp_path, capsys):

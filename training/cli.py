@@ -16,8 +16,8 @@ from typing import Iterator, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from training.config import CONFIG_DIR, HARNESS_ROOT
-from training.schema import ConfigError
+from training.config import CONFIG_DIR
+from training.schema import ConfigError, validate
 
 # Keys whose value is a path: a run folder's name holds `=` and `,` (`lr=0.003,bs=16,.../seed=0`),
 # which Hydra's override grammar reads as syntax, so such a value is quoted for it.
@@ -96,7 +96,6 @@ def check_values(overrides: Sequence[str]) -> None:
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     from training.config import compose
-    from training.schema import validate
 
     try:
         cfg = compose(overrides)
@@ -135,11 +134,10 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
     return True
 
 
-# The config folders Hydra searches: the harness's, and a user's `--config-dir` (set by check_overrides).
+# Set by check_overrides for the command being checked: the config folders Hydra searches (the
+# harness's, and a user's `--config-dir`), and the groups of the primary config's defaults list.
 _search = [CONFIG_DIR]
-
-
-_groups: set[str] = set()  # the config groups of the primary config's defaults list (set by check_overrides)
+_groups: set[str] = set()
 
 
 def _is_group(name: str) -> bool:
@@ -180,14 +178,15 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
     """Raise ConfigError for the first override that would not do what it says: a key or group
     option that does not exist (with the closest name), a key given twice, a `+` on an existing key.
     `extra_dir` is Hydra's `--config-dir` (searched before the harness's configs)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
     from training.help import parse
 
     _search[:] = [CONFIG_DIR] + ([Path(extra_dir).expanduser().resolve()] if extra_dir else [])
     _groups.clear()
     _groups.update(group for group, _, _ in parse(config_name)[0])  # `grid` is a group of sweep.py, a key of report.py
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import OverrideType
-    from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     parsed, seen = [], {}
@@ -350,9 +349,5 @@ def check_run_overrides(run: str | Path, overrides: Sequence[str]) -> None:
         if not _has_key(cfg, key):
             raise ConfigError(f"{override}: unknown key {key}{did_you_mean(key, known)} (the keys are those "
                               f"of {config})")
-    from training.schema import validate
-
     validate(OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides))))
 
-
-__all__ = ["HARNESS_ROOT", "check_overrides", "fail", "one_line_errors", "prepare_argv"]
