@@ -145,6 +145,7 @@ def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("script, args, fragment", [
     ("train.py", ["epoch=3"], "train.py: epoch=3: unknown key epoch; did you mean epochs?"),
     ("train.py", ["lr=abc"], "train.py: lr='abc': expected a number > 0"),
+    ("train.py", ["model.name_or_path=assets/tiny-robreta"], "no such folder ("),
     ("sweep.py", ["grid=smoke", "+grid.lrs=[1e-3]"], "sweep.py: +grid.lrs=[1e-3]: unknown key grid.lrs"),
     ("report.py", ["alph=0.1"], "report.py: alph=0.1: unknown key alph"),
 ])

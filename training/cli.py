@@ -107,6 +107,13 @@ def check_values(overrides: Sequence[str]) -> None:
     except OmegaConfBaseException:  # a value that cannot resolve (data.dir=??? ...): the schema's turn in train.py
         return
     validate(cfg)
+    from training.preflight import check_data, check_model_path  # torch-free; train.py checks the rest
+
+    check_model_path(str(cfg.model.name_or_path))
+    try:
+        check_data(cfg)
+    except FileNotFoundError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _keys(node, prefix: str = "") -> list[str]:
