@@ -9,6 +9,7 @@ is made, so ``--help`` answers at once.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -16,7 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from training.cli import fail, one_line_errors, prepare_argv, quiet_interrupt
 
 
-@hydra.main(config_path="configs", config_name="report", version_base=None)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # report.yaml, for Hydra and the override checks
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="report", version_base=None)
 def main(cfg: DictConfig) -> None:
     from reporting.runner import ReportInputError, ReportOptions, run_report
 
@@ -30,5 +34,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     with quiet_interrupt("report.py"):
-        sys.argv = prepare_argv("report.py", "report")  # unknown or repeated keys: one line before Hydra composes
+        sys.argv = prepare_argv("report.py", "report", config_dir=CONFIG_DIR)  # unknown or repeated keys: one line before Hydra composes
         main()

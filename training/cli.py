@@ -69,8 +69,10 @@ def hydra_arguments(argv: Sequence[str]):
     return get_args_parser().parse_args(list(argv))
 
 
-def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None) -> list[str]:
-    """sys.argv for `@hydra.main` after the checks; a bad command line ends here with one line, exit 2."""
+def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None,
+                 config_dir: Path = CONFIG_DIR) -> list[str]:
+    """sys.argv for `@hydra.main` after the checks; a bad command line ends here with one line, exit 2.
+    `config_dir` and `config_name` are those of the entry point's `@hydra.main`."""
     argv = list(sys.argv if argv is None else argv)
     args = quote_path_values(argv[1:])
     if any(a.split("=", 1)[0] == "--experimental-rerun" for a in args):
@@ -82,7 +84,7 @@ def prepare_argv(prog: str, config_name: str, argv: Sequence[str] | None = None)
     if parsed.config_path or parsed.config_name:
         return [argv[0], *args]  # another primary config: Hydra checks its keys
     try:
-        check_overrides(parsed.overrides, config_name, extra_dir=parsed.config_dir)
+        check_overrides(parsed.overrides, config_name, extra_dir=parsed.config_dir, config_dir=config_dir)
         if config_name == "train" and not parsed.multirun and not parsed.cfg:
             check_values(parsed.overrides)
     except ConfigError as error:
@@ -157,7 +159,7 @@ def _group_options(group: str) -> list[str]:
 
 def _option_file(group: str, option: str) -> Path:
     return next((d / group / f"{option}.yaml" for d in reversed(_search) if (d / group / f"{option}.yaml").exists()),
-                CONFIG_DIR / group / f"{option}.yaml")
+                _search[0] / group / f"{option}.yaml")
 
 
 def _groups_holding(key: str) -> list[str]:
@@ -177,11 +179,12 @@ def _composed(config_name: str, overrides: Sequence[str]) -> Iterator[DictConfig
     if GlobalHydra.instance().is_initialized():
         yield compose(config_name=config_name, overrides=list(overrides))
         return
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+    with initialize_config_dir(str(_search[0]), version_base=None):
         yield compose(config_name=config_name, overrides=list(overrides))
 
 
-def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str | None = None) -> None:
+def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str | None = None,
+                    config_dir: Path = CONFIG_DIR) -> None:
     """Raise ConfigError for the first override that would not do what it says: a key or group
     option that does not exist (with the closest name), a key given twice, a `+` on an existing key.
     `extra_dir` is Hydra's `--config-dir` (searched before the harness's configs)."""
@@ -191,9 +194,9 @@ def check_overrides(overrides: Sequence[str], config_name: str, extra_dir: str |
 
     from training.help import parse
 
-    _search[:] = [CONFIG_DIR] + ([Path(extra_dir).expanduser().resolve()] if extra_dir else [])
+    _search[:] = [Path(config_dir)] + ([Path(extra_dir).expanduser().resolve()] if extra_dir else [])
     _groups.clear()
-    _groups.update(group for group, _, _ in parse(config_name)[0])  # `grid` is a group of sweep.py, a key of report.py
+    _groups.update(group for group, _, _ in parse(config_name, Path(config_dir))[0])  # `grid` is a group of sweep.py, a key of report.py
 
     parser = OverridesParser.create()
     parsed, seen = [], {}
