@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +24,16 @@ from training.schema import ConfigError, validate
 # which Hydra's override grammar reads as syntax, so such a value is quoted for it.
 PATH_KEYS = ("init_from", "model.name_or_path", "data.dir", "data.cache_dir", "results_dir",
              "data.tokenized_cache")
-# What a grid file may hold (sweeping/grid.py, the module docstring and load_grid).
-GRID_FILE_KEYS = ("name", "overrides", "method_overrides", "tasks", "methods", "ranks", "lr",
-                  "batch_size", "seeds", "search_seeds")
+
+
+def grid_file_keys() -> tuple[str, ...]:
+    """What a grid file may hold: the keys of the format that sweeping/grid.py's docstring shows, and
+    any key of a bundled grid (configs/grid/*.yaml)."""
+    import sweeping.grid
+
+    documented = re.findall(r"^    (\w+):", sweeping.grid.__doc__ or "", re.M)
+    bundled = [str(k) for path in sorted((CONFIG_DIR / "grid").glob("*.yaml")) for k in OmegaConf.load(path).keys()]
+    return tuple(dict.fromkeys(documented + bundled))
 
 
 def fail(prog: str, message: object) -> None:
@@ -279,11 +287,11 @@ def check_grid_file(cfg: DictConfig, where: str | None = None) -> None:
             if str(value) not in known:
                 raise ConfigError(f"{where}: {key} holds {value}{did_you_mean(str(value), known)}; "
                                   f"expected among {', '.join(known)}")
-    unknown = [k for k in grid.keys() if k not in GRID_FILE_KEYS]
+    known = grid_file_keys()
+    unknown = [k for k in grid.keys() if k not in known]
     if unknown:
         key = str(unknown[0])
-        raise ConfigError(f"{where}: unknown key {key}{did_you_mean(key, GRID_FILE_KEYS)} "
-                          f"(a grid holds {', '.join(GRID_FILE_KEYS)})")
+        raise ConfigError(f"{where}: unknown key {key}{did_you_mean(key, known)} (a grid holds {', '.join(known)})")
 
 
 def harness_error_message(error: BaseException) -> str | None:
