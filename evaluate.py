@@ -18,13 +18,15 @@ def main(argv=None) -> int:
     parser.add_argument("--split", help="a split of the task's data (default: its validation split(s))")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
     args = parser.parse_args(argv)
-    from training.finished import evaluate_split, load_run  # the training stack, after --help
+    from training.cli import check_run_overrides, report_error
 
-    try:
+    try:  # a bad folder, key or file: one line, exit status 2
+        check_run_overrides(args.run, args.overrides)
+        from training.finished import evaluate_split, load_run  # the training stack, after --help
+
         scores = evaluate_split(load_run(args.run, args.overrides), args.split)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - report_error re-raises all but the user's errors
+        return report_error("evaluate.py", error)
     print(json.dumps(scores, indent=2))
     return 0
 

@@ -12,22 +12,30 @@ is made, so ``--help`` answers at once.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from training.cli import fail, one_line_errors, prepare_argv, quiet_interrupt
 
-@hydra.main(config_path="reporting", config_name="report", version_base=None)
+
+CONFIG_DIR = Path(__file__).resolve().parent / "reporting"  # report.yaml, for Hydra and the override checks
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="report", version_base=None)
 def main(cfg: DictConfig) -> None:
     from reporting.runner import ReportInputError, ReportOptions, run_report
 
-    try:
-        run_report(ReportOptions.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
-    except (ReportInputError, FileNotFoundError, KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"report.py: {message}", file=sys.stderr)
-        sys.exit(2)
+    with one_line_errors("report.py"):  # a bad file or full disk: one line, exit status 2
+        try:
+            run_report(ReportOptions.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
+        except (ReportInputError, KeyError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            fail("report.py", message)
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_interrupt("report.py"):
+        sys.argv = prepare_argv("report.py", "report", config_dir=CONFIG_DIR)  # unknown or repeated keys: one line before Hydra composes
+        main()

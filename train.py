@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from training.cli import fail, one_line_errors, prepare_argv, quiet_interrupt
 from training.config import CONFIG_DIR  # registers the config resolvers
 
 
@@ -21,16 +22,18 @@ from training.config import CONFIG_DIR  # registers the config resolvers
 def main(cfg: DictConfig) -> float | None:
     from training.entry import train  # the training stack (torch, transformers, datasets) from here on
     from training.run import MissingInitRun
-    from training.schema import ConfigError
 
-    try:  # commands.jsonl and train.log in each run directory, as a sweep's jobs do
-        results = train(cfg, list(HydraConfig.get().overrides.task), sys.argv)
-    except (ConfigError, MissingInitRun) as error:  # a bad option, a missing MNLI run: a message, no traceback
-        sys.exit(f"train.py: {error}")
+    with one_line_errors("train.py"):  # a bad option, file or model: one line, exit status 2, no traceback
+        try:  # commands.jsonl and train.log in each run directory, as a sweep's jobs do
+            results = train(cfg, list(HydraConfig.get().overrides.task), sys.argv)
+        except MissingInitRun as error:  # the MNLI run to start from is missing: the command that makes it
+            fail("train.py", error)
     # The best validation score of a lone run, for Hydra sweepers that optimise a return value.
     metrics = results[0]
     return metrics["best"][metrics["main_metric"]] if len(results) == 1 and metrics["status"] == "done" else None
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_interrupt("train.py"):
+        sys.argv = prepare_argv("train.py", "train")  # unknown or repeated keys: one line before Hydra composes
+        main()

@@ -223,6 +223,19 @@ def features_for(task: str | TaskSpec):
 # --------------------------------------------------------------------------------------------
 
 
+def read_utf8(path: str | os.PathLike) -> str:
+    """A text file's content (UTF-8, an optional byte-order mark); other bytes are a ValueError naming
+    the file, line and byte."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ValueError(f"{path}:{line}: byte {raw[error.start]:#04x} at column {column} is not UTF-8; "
+                         "save the file as UTF-8") from None
+
+
 def read_glue_tsv(
     task: str | TaskSpec, split: str, path: str | os.PathLike
 ) -> tuple[dict[str, list], SplitRecord]:
@@ -247,8 +260,7 @@ def read_glue_tsv(
     cols["idx"] = []
     rows_in_file = 0
     skipped: list[int] = []  # line numbers
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        text = fh.read()
+    text = read_utf8(path)
     lines = text.split("\n")
     start = 0
     if layout.header is not None:

@@ -85,7 +85,7 @@ def test_missing_mnli_run_fails_fast_with_the_command_that_makes_it(tmp_path):
                  f"results_dir={tmp_path}"]
     out = subprocess.run([sys.executable, "train.py", *overrides, "task=rte"], cwd=HARNESS_ROOT,
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # nothing tokenised or made
     command = re.search(r"^    (python train\.py .*)$", out.stderr, re.M).group(1)
     directory = re.search(r"and (\S+) holds no finished run", out.stderr).group(1)

@@ -66,6 +66,21 @@ def test_mlflow_logs_params_and_metrics_on_the_step_axis(tiny_run, tmp_path, mon
     assert sorted(m.step for m in history) == [steps * e for e in range(1, EPOCHS + 1)]
 
 
+def test_mlflow_without_a_tracking_uri_writes_a_local_store_in_the_results_folder(tiny_run, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "")  # recorded, so that what the harness sets is undone
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    cfg, overrides = tiny_run("task=rte", "init_from=null", "logger=mlflow", "epochs=1")
+    run(cfg, overrides)
+    store = Path(cfg.results_dir) / "mlruns"
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    [found] = client.search_runs([client.get_experiment_by_name("glue-adapters").experiment_id])
+    assert found.info.status == "FINISHED" and found.data.tags["run_directory"] == str(run_dir(cfg))
+
+
 def test_the_bar_moves_every_step_on_a_terminal_and_is_off_elsewhere(monkeypatch):
     progress = Progress("rte/lora", steps_per_epoch=10)
     progress.on_terminal = True

@@ -5,7 +5,11 @@
 - `logger=wandb`: a W&B run with the run's name, its files under `<run dir>/wandb/`
   (`.[wandb]`; `WANDB_PROJECT`, default `glue-adapters`; `WANDB_MODE=offline` to sync later);
 - `logger=mlflow`: an MLflow run (`.[mlflow]`; `MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
-  default `glue-adapters`).
+  default `glue-adapters`). Without `MLFLOW_TRACKING_URI` the runs go to a local store,
+  `<results_dir>/mlruns/`: MLflow's file store, the one backend the `mlflow-skinny` extra can write
+  (its default, `sqlite:///mlflow.db`, needs SQLAlchemy, which only the full `mlflow` installs).
+
+`check_logger` starts nothing but finds out, before a run folder is made, whether a tracker can start.
 
 All of them see one step axis, the optimisation step: `train/loss` and `train/lr` every `log_every`
 steps, `validation/<metric>` at the step that ends each epoch.
@@ -77,16 +81,57 @@ class WandbLogger:
         self.run.finish(exit_code=1 if failed else 0)
 
 
+def mlflow_store(results_dir: Path) -> str:
+    """The tracking URI: MLFLOW_TRACKING_URI, else the local file store `<results_dir>/mlruns`."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    # MLflow 3 keeps its file store in "maintenance mode" and refuses it unless this is set.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return (Path(results_dir).resolve() / "mlruns").as_uri()
+
+
+def results_dir_of(run_directory: Path) -> Path:
+    """<results_dir>/runs/<task>/<method>/<setting>/seed=<s> -> <results_dir>."""
+    for parent in Path(run_directory).parents:
+        if parent.name == "runs":
+            return parent.parent
+    return Path(run_directory).parent
+
+
+def mlflow_experiment(results_dir: Path):
+    """The MLflow client and the experiment's id (created when new)."""
+    from mlflow.tracking import MlflowClient  # needs the `mlflow` extra
+
+    client = MlflowClient(tracking_uri=mlflow_store(results_dir))
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT)
+    found = client.get_experiment_by_name(experiment)
+    return client, (found.experiment_id if found else client.create_experiment(experiment))
+
+
+def check_logger(kind: str, results_dir: str | Path) -> None:
+    """ValueError (one line: the logger, why, what to do) when the tracker `kind` cannot start."""
+    if kind in (None, "none"):
+        return
+    try:
+        if kind == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        elif kind == "wandb":
+            import wandb  # noqa: F401
+        elif kind == "mlflow":
+            mlflow_experiment(Path(results_dir))
+    except ImportError as error:
+        raise ValueError(f"logger={kind}: {error.name or kind} is not installed; pip install -e \".[{kind}]\"") from None
+    except Exception as error:  # noqa: BLE001 - the tracker's own error, in one line
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"logger={kind}: cannot start ({type(error).__name__}: {first})") from None
+
+
 class MLflowLogger:
     def __init__(self, directory: Path, name: str, hparams: dict):
         from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient  # needs the `mlflow` extra
 
         # The client, not the fluent API: a pack holds several runs open at once.
-        self.client = MlflowClient()
-        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self.client, experiment_id = mlflow_experiment(results_dir_of(directory))
         self.run_id = self.client.create_run(experiment_id, run_name=name,
                                              tags={"run_directory": str(directory)}).info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in hparams.items()])

@@ -56,7 +56,14 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
         torch.manual_seed(0)  # one fixed random "pretrained" backbone, the same for every run
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(source, **kwargs))
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+        # A fine-tuned checkpoint's head may have another number of labels (SST-2's 2 for MNLI's 3):
+        # every run's head is new anyway (init_head), so one of the task's size is made, and said.
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            source, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs)
+        mismatched = [key for key, *_ in loading.get("mismatched_keys") or []]
+        if mismatched:
+            log.info("%s has a classification head of another size (%s): a new head of %d label(s) is made "
+                     "for task=%s", cfg.model.name_or_path, mismatched[0], num_labels, cfg.task.name)
     init_head(model, seed=cfg.seed)
     if init_state is not None:  # an earlier run's head (classifier and extras) never carries over: seeded above
         heads = adapters.head_prefixes(model)

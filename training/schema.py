@@ -87,7 +87,7 @@ def string_list():
 def value_list(rule):
     check, what = rule
     return (lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(check(x) for x in v))), \
-        f"null or a non-empty list of {what.removeprefix('a ').removeprefix('an ')}s"
+        f"null or a non-empty list, each {what}"
 
 
 # key -> (check, what it accepts). Keys a preset may lack are looked up with OmegaConf.select.
@@ -153,8 +153,20 @@ def validate(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "data.source", default=None) == "glue_dir" and \
             OmegaConf.select(cfg, "data.dir", default=None, throw_on_missing=False) in (None, "???"):
         problems.append("data.dir: data=glue_dir needs the GLUE folder, e.g. data.dir=/path/to/glue_data")
+    if OmegaConf.select(cfg, "data.source", default=None) != "glue_dir" and \
+            OmegaConf.select(cfg, "data.dir", default=None, throw_on_missing=False) not in (None, "???"):
+        problems.append(f"data.dir={OmegaConf.select(cfg, 'data.dir')}: read only from a local GLUE folder; "
+                        "add data=glue_dir")
+    if adapter.get("name") in LOW_RANK and adapter.get("alpha") == 0:
+        problems.append(f"adapter.alpha=0: adapter={adapter.get('name')} scales its update by alpha, so alpha=0 "
+                        "trains only the head; give alpha > 0 (adapter=head_only trains only the head)")
+    raise_problems(problems)
+
+
+def raise_problems(problems: list[str]) -> None:
+    """One line: `key=value: expected ...`, several joined by `; `."""
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        raise ConfigError(("invalid configuration: " if len(problems) > 1 else "") + "; ".join(problems))
 
 
 # Top-level options that default to the task file's value (configs/train.yaml: ``lr: ${task.lr}``).
@@ -175,5 +187,4 @@ def check_task_overrides(cfg: DictConfig, overrides) -> None:
         if top != OmegaConf.select(cfg, key, default=None):
             problems.append(f"{override}: has no effect, because {name}={top!r} is set (by an experiment "
                             f"preset or on the command line) and is what trains; override {name}={value} instead")
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    raise_problems(problems)
