@@ -4,6 +4,7 @@ of training/fused.py, autocast. No host synchronisation inside an epoch except e
 steps (the NaN check)."""
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -67,10 +68,21 @@ def optimizer_steps(micro_batches: int, grad_accumulation: int) -> int:
     return math.ceil(micro_batches / grad_accumulation)
 
 
+# What a batch may hold that a model's forward takes (BERT-family pair tasks need their token types).
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def model_inputs(model, batch: dict) -> list[str]:
+    """The keys of MODEL_INPUTS that `batch` holds and `model`'s forward takes (DistilBERT, say, takes
+    no token_type_ids: a tokenizer that returns them anyway does not break it)."""
+    accepted = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
+    return [key for key in MODEL_INPUTS if key in batch and key in accepted]
+
+
 def forward(model, batch: dict, device, precision) -> torch.Tensor:
+    """The logits of `batch`: every model input it holds (model_inputs) reaches the model."""
     with autocast(device, precision):
-        return model(input_ids=batch["input_ids"].to(device, non_blocking=True),
-                     attention_mask=batch["attention_mask"].to(device, non_blocking=True)).logits
+        return model(**{key: batch[key].to(device, non_blocking=True) for key in model_inputs(model, batch)}).logits
 
 
 def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int, pad_token_id, device,
@@ -134,7 +146,7 @@ def predict(model, loader, copies: int, *, device, precision) -> list[tuple[np.n
     model.eval()
     predictions, labels, indices = [[] for _ in range(copies)], [], []
     for batch in loader:
-        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in ("input_ids", "attention_mask")}
+        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in model_inputs(model, batch)}
         logits = forward(model, inputs, device, precision).float()
         for k, part in enumerate(logits.chunk(copies)):
             predictions[k].append(part.squeeze(-1) if part.shape[-1] == 1 else part.argmax(-1))
