@@ -85,6 +85,23 @@ def forward(model, batch: dict, device, precision) -> torch.Tensor:
         return model(**{key: batch[key].to(device, non_blocking=True) for key in model_inputs(model, batch)}).logits
 
 
+def fused_forward(model, batches: list[dict], seeds: list[int], *, epoch: int, step: int, pad_token_id,
+                  device, precision, dropout: bool = True, flat_forward=flat.forward) -> torch.Tensor:
+    """The fused engine's training forward of one step: the logits (K·B, C) of K members' sub-batches,
+    dropout masks keyed by each member's (seed, epoch, step) (training/streams.py). RoBERTa trains on a
+    padding-free token stream (training/flat.py, through `flat_forward`: compiled or not), others on
+    the sub-batches padded to the longest. The one place training calls into streams and flat."""
+    size = len(batches[0]["labels"])
+    keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
+    if hasattr(model, "roberta"):
+        batch = flat.flatten(batches, device)
+        with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
+                autocast(device, precision):
+            return flat_forward(model, batch)
+    with streams.rows(keys):
+        return forward(model, concat_batches(batches, pad_token_id), device, precision)
+
+
 def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int, pad_token_id, device,
                 precision, max_grad_norm, log_every, progress, flat_forward=flat.forward,
                 grad_accumulation: int = 1) -> dict:
@@ -107,15 +124,8 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
     for step, batches in enumerate(zip(*loaders), start=1):
         size = len(batches[0]["labels"])
         labels = torch.stack([b["labels"] for b in batches]).to(device, non_blocking=True)
-        keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
-        if hasattr(model, "roberta"):
-            batch = flat.flatten(batches, device)
-            with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
-                    autocast(device, precision):
-                logits = flat_forward(model, batch)
-        else:
-            with streams.rows(keys):
-                logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
+        logits = fused_forward(model, batches, seeds, epoch=epoch, step=step, pad_token_id=pad_token_id,
+                               device=device, precision=precision, dropout=dropout, flat_forward=flat_forward)
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
