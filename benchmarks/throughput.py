@@ -1,5 +1,6 @@
 """Training throughput: the PEFT LoRA plain loop (the baseline of docs/performance.md) against the
-harness's own training step (training/loop.py: one run, and packs of K runs), timed alternately in
+harness's reference engine (training/reference.py: one run) and its fused engine (training/loop.py:
+one run, and packs of K runs), timed alternately in
 one process on one device; optionally K separate processes of one run each as a second comparator.
 
     python benchmarks/throughput.py --json results/throughput.json          # CUDA: roberta-base shapes
@@ -159,6 +160,27 @@ class Ours(Setup):
                     log_every=10**9, progress=self.progress)
 
 
+class Reference(Setup):
+    """The reference engine (training/reference.py): one run of `args.method` through Transformers'
+    own forward and nn.Dropout, torch's AdamW, transformers' schedule; batches padded to their longest."""
+
+    def __init__(self, config, args, device, total: int):
+        from training.reference import Solo
+        self.label, self.runs, self.device = "reference engine, 1 run", 1, device
+        model = build(config, device)
+        adapters.inject(model, args.method, rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
+        self.solo = Solo(model)
+        self.member = Member(SimpleNamespace(seed=0, lr=5e-4, optim=OPTIM), None, {}, None)
+        self.solo.prepare([self.member], total_steps=total, warmup_steps=math.ceil(0.06 * total), device=device)
+        self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, 0, pad_to_max=False)]
+        self.progress = SimpleNamespace(step=lambda *a, **k: None)
+
+    def run(self, first: int, count: int) -> None:
+        from training.reference import train_epoch as reference_epoch
+        reference_epoch(self.solo.model, self.member, self.streams[0][first:first + count], device=self.device,
+                        precision="bf16", max_grad_norm=1.0, log_every=10**9, progress=self.progress)
+
+
 def measure(setups: list[Setup], args, device) -> list[dict]:
     """Warm every setup up, count its launches, then time them round-robin: `rounds` rounds of
     `steps` steps each, so that drifts of the machine hit them all alike."""
@@ -206,7 +228,7 @@ def summarise(setup: Setup, stat: dict, args) -> dict:
 
 def separate_processes(count: int, argv: list[str]) -> dict:
     """`count` lone runs in as many processes at once; their summed rate."""
-    worker = [sys.executable, __file__, *argv, "--packs", "1", "--no-baseline", "--processes", "0",
+    worker = [sys.executable, __file__, *argv, "--packs", "1", "--no-baseline", "--no-reference", "--processes", "0",
               "--worker", "--json", "-"]
     procs = [subprocess.Popen(worker, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     rows = [json.loads(p.communicate()[0].strip().splitlines()[-1])[0] for p in procs]
@@ -234,6 +256,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--compile", action="store_true", help="torch.compile our packed model")
     parser.add_argument("--processes", type=int, default=0, help="also time this many separate lone processes")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the reference engine's run")
     parser.add_argument("--json", default=None, help="write the rows to this file ('-': stdout)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -244,6 +267,7 @@ def main(argv=None) -> list[dict]:
                                         args.layers, args.dropout)
     total = args.warmup + 2 + args.rounds * args.steps
     setups: list[Setup] = [] if args.no_baseline else [Baseline(config, args, device, total)]
+    setups += [] if args.no_reference else [Reference(config, args, device, total)]
     setups += [Ours(config, args, device, int(k), total) for k in args.packs.split(",")]
     rows = measure(setups, args, device)
     if args.processes:
