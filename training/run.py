@@ -64,6 +64,8 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
     choice = engine.choose(cfgs[0], pick_device(cfgs[0].device))  # engine=fused where not allowed: refused here
     if choice.reason:
         log.info("%s", choice.reason)
+    if choice.engine == "reference" and len(cfgs) > 1:
+        log.info("the %d runs of the pack train one after another, each exactly as alone", len(cfgs))
     task = get_task(cfgs[0].task.name)
     directories = [rundir.run_dir(cfg) for cfg in cfgs]
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
