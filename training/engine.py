@@ -7,8 +7,8 @@
   a padding-free token stream, keyed dropout, one fused optimiser step for K runs. It re-writes
   RoBERTa's attention, feed-forward block and head, so it is allowed only where it was proven equal
   to the reference (``python -m training.parity``): the exact list in :func:`fused_refusal`.
-- ``auto`` (the default): fused where allowed and worthwhile, else reference, with one log line
-  saying why.
+- ``auto`` (the default): fused where allowed (worthwhile on CUDA and CPU alike, docs/engines.md),
+  else reference, with one log line saying why.
 
 The choice is made from the configuration alone (the model's config file, the method name), before
 anything is built or written.
@@ -79,8 +79,8 @@ def fused_refusal(config, method: str) -> str | None:
 
 
 def choose(cfg: DictConfig, device: torch.device, config=None) -> Choice:
-    """The engine of the run `cfg` on `device`; `engine=fused` where it is not allowed is an error
-    (raised before anything is written). `config`: the model's transformers config (read from
+    """The engine of the run `cfg` on `device` (today the same on every device: docs/engines.md);
+    `engine=fused` where it is not allowed is an error (raised before anything is written). `config`: the model's transformers config (read from
     cfg.model.name_or_path when not given)."""
     asked = cfg.get("engine", "auto")
     if asked not in ENGINES:  # (training/schema.py refuses it first on the command line)
@@ -98,9 +98,7 @@ def choose(cfg: DictConfig, device: torch.device, config=None) -> Choice:
         return Choice("fused", None)
     if refusal:
         return Choice("reference", f"engine=auto: reference engine: {refusal}")
-    if device.type != "cuda":
-        # Measured with benchmarks/throughput.py (docs/engines.md): on a CPU the keyed dropout's
-        # integer hashing costs more than the padding-free stream saves.
-        return Choice("reference", "engine=auto: reference engine: on a CPU it is the faster one "
-                                   "(docs/engines.md); engine=fused packs runs there too")
+    # Worthwhile on CUDA and on a CPU alike: measured with benchmarks/throughput.py (docs/engines.md),
+    # one fused run is about as fast as one reference run on a CPU, and a pack of 8 several times faster
+    # than its 8 runs one after another.
     return Choice("fused", "engine=auto: fused engine: the model and method are on its list (training/engine.py)")
