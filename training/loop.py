@@ -1,6 +1,7 @@
 """What both engines share (the task loss, the forward with every model input, prediction, AdamW,
-precision) and the fused engine's epoch for a pack of runs (training/pack.py; one run is a pack of one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step
-of training/fused.py, autocast. No host synchronisation inside an epoch except every `log_every`
+precision) and the fused engine's epoch for a pack of runs (training/pack.py; one run is a pack of
+one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step of
+training/fused.py, autocast. No host synchronisation inside an epoch except every `log_every`
 steps (the NaN check)."""
 from __future__ import annotations
 
