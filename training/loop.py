@@ -1,11 +1,13 @@
-"""The optimisation itself, one epoch at a time, for a pack of runs (training/pack.py; one run is a
-pack of one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step
-of training/fused.py, autocast. A step of the token stream copies two host buffers to the device
-(its flat batch with its dropout keys, its labels), pinned and without blocking on an accelerator;
-the one blocking read is the loss check every `log_every` steps (training/dispatch_count.py counts
-them: benchmarks/throughput.py reports `host_syncs_per_step`)."""
+"""What both engines share (the task loss, the forward with every model input, prediction, AdamW,
+precision) and the fused engine's epoch for a pack of runs (training/pack.py; one run is a pack of
+one): per-member losses, keyed dropout streams, the fused clipping + AdamW + schedule step of
+training/fused.py, autocast. A fused step copies two host buffers to the device (its flat batch with
+its dropout keys, its labels), pinned and without blocking on an accelerator; the one blocking read
+is the loss check every `log_every` steps (training/dispatch_count.py counts them:
+benchmarks/throughput.py reports `host_syncs_per_step`)."""
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 
 from training import flat, streams
 from training.fused import Bank, decayed
-from training.pack import Member, concat_batches
+from training.pack import Member
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -30,13 +32,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(model: torch.nn.Module, lr: float, optim, device: torch.device):
     """torch's AdamW over the trainable parameters with the harness's weight-decay rule
-    (training.fused.decayed); the training loop itself steps a fused bank instead."""
+    (training.fused.decayed), its fused kernel (one per step; on CUDA and CPU). The reference engine
+    steps it (training/reference.py); the fused engine steps a bank instead (training/fused.py)."""
     flags = decayed(model)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if flags[id(p)]], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if not flags[id(p)]], "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(optim.betas),
-                             eps=optim.eps, fused=device.type == "cuda")
+                             eps=optim.eps, fused=device.type in ("cuda", "cpu"))
 
 
 PRECISIONS = ("bf16", "fp32")
@@ -69,10 +72,36 @@ def optimizer_steps(micro_batches: int, grad_accumulation: int) -> int:
     return math.ceil(micro_batches / grad_accumulation)
 
 
+# What a batch may hold that a model's forward takes (BERT-family pair tasks need their token types).
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def model_inputs(model, batch: dict) -> list[str]:
+    """The keys of MODEL_INPUTS that `batch` holds and `model`'s forward takes (DistilBERT, say, takes
+    no token_type_ids: a tokenizer that returns them anyway does not break it)."""
+    accepted = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
+    return [key for key in MODEL_INPUTS if key in batch and key in accepted]
+
+
 def forward(model, batch: dict, device, precision) -> torch.Tensor:
+    """The logits of `batch`: every model input it holds (model_inputs) reaches the model."""
     with autocast(device, precision):
-        return model(input_ids=batch["input_ids"].to(device, non_blocking=True),
-                     attention_mask=batch["attention_mask"].to(device, non_blocking=True)).logits
+        return model(**{key: batch[key].to(device, non_blocking=True) for key in model_inputs(model, batch)}).logits
+
+
+def fused_forward(model, batches: list[dict], seeds: list[int], *, epoch: int, step: int, device,
+                  precision, dropout: bool = True, flat_forward=flat.forward, sources=None) -> torch.Tensor:
+    """The fused engine's training forward of one step: the logits (K·B, C) of K members' sub-batches
+    over one padding-free token stream (training/flat.py, through `flat_forward`: compiled or not),
+    dropout masks keyed by each member's (seed, epoch, step) (training/streams.py). The fused engine
+    runs RoBERTa alone (training/engine.py), so every step is a token stream. The one place training
+    calls into streams and flat. `sources`: `streams.of(model)`, when the caller has it already."""
+    size = len(batches[0]["labels"])
+    sources = streams.of(model) if sources is None else sources
+    keys = streams.host_row_keys(seeds, epoch, step, size) if dropout else None  # none to draw: no keys
+    batch = flat.flatten(batches, device, keys)
+    with streams.drawing(sources, batch.example_keys, batch.token_keys), autocast(device, precision):
+        return flat_forward(model, batch)
 
 
 def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int, pad_token_id, device,
@@ -80,9 +109,9 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
                 grad_accumulation: int = 1) -> dict:
     """One pass over the members' loaders (one sub-batch each per step): one forward over all of
     them, each member's mean loss, one backward, one fused clipping and AdamW step (training/fused.py).
-    Dropout masks come from each member's (seed, epoch, step) (training/streams.py). RoBERTa trains on
-    a padding-free token stream (training/flat.py, through `flat_forward`: compiled or not), other
-    models on the sub-batches padded to the longest. A member whose loss turns non-finite is marked
+    Dropout masks come from each member's (seed, epoch, step) (training/streams.py). The members'
+    tokens go through one padding-free stream (training/flat.py, through `flat_forward`: compiled or
+    not). A member whose loss turns non-finite is marked
     failed and stops stepping; the others go on.
 
     ``grad_accumulation`` batches make one optimiser step (the batch per step is batch_size ×
@@ -97,15 +126,8 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
     for step, batches in enumerate(zip(*loaders), start=1):
         size = len(batches[0]["labels"])
         labels = flat.to_device(torch.stack([b["labels"] for b in batches]), device)
-        keys = streams.host_row_keys(seeds, epoch, step, size) if dropout else None  # none to draw: no keys
-        if hasattr(model, "roberta"):
-            batch = flat.flatten(batches, device, keys)
-            with streams.drawing(sources, batch.example_keys, batch.token_keys), autocast(device, precision):
-                logits = flat_forward(model, batch)
-        else:
-            example_keys = None if keys is None else flat.to_device(streams.as_tensor(keys), device)
-            with streams.drawing(sources, example_keys):
-                logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
+        logits = fused_forward(model, batches, seeds, epoch=epoch, step=step, device=device,
+                               precision=precision, dropout=dropout, flat_forward=flat_forward, sources=sources)
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
@@ -136,7 +158,7 @@ def predict(model, loader, copies: int, *, device, precision) -> list[tuple[np.n
     model.eval()
     predictions, labels, indices = [[] for _ in range(copies)], [], []
     for batch in loader:
-        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in ("input_ids", "attention_mask")}
+        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in model_inputs(model, batch)}
         logits = forward(model, inputs, device, precision).float()
         for k, part in enumerate(logits.chunk(copies)):
             predictions[k].append(part.squeeze(-1) if part.shape[-1] == 1 else part.argmax(-1))
