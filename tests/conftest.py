@@ -11,6 +11,8 @@ TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "epochs=1",
 def tiny_run(tmp_path):
     """compose(...) for a run of the tiny model on the sample data, under tmp_path/results."""
     def make(*overrides: str):
-        overrides = [*TINY, f"results_dir={tmp_path / 'results'}", *overrides]
+        given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}  # a key given replaces the default
+        defaults = [o for o in (*TINY, f"results_dir={tmp_path / 'results'}") if o.split("=", 1)[0] not in given]
+        overrides = [*defaults, *overrides]
         return compose(overrides), overrides
     return make
