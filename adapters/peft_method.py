@@ -80,7 +80,10 @@ def config_fields(adapter: Mapping[str, Any], *, targets=None, head: tuple[str, 
     if "projection_prng_key" in fields:  # VeRA's shared frozen projections: drawn from the run's seed
         kwargs["projection_prng_key"] = seed
     extra = dict(adapter.get("config") or {})
-    if "total_step" in fields and total_steps:  # AdaLoRA's budget schedule spans the run's steps
+    if "total_step" in fields and "total_step" not in extra:  # AdaLoRA's budget schedule spans the run
+        if not total_steps:
+            raise PeftConfigError(f"adapter={adapter.get('name')}: {cls.__name__}'s schedule needs the run's "
+                                  "optimiser steps (total_steps), or adapter.config.total_step")
         kwargs.update(total_step=total_steps, tinit=total_steps // 10, tfinal=3 * total_steps // 10)
     unknown = sorted(set(extra) - fields)
     if unknown:
@@ -160,6 +163,16 @@ def count_trainable(model: nn.Module) -> dict[str, int]:
 def without_head(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An earlier run's tensors less its head (seeded afresh for the new task)."""
     return {k: v for k, v in state.items() if ".modules_to_save." not in k and ".original_module." not in k}
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Copy an earlier run's trainable tensors (less its head) into `model`, built the same way;
+    every key must match (a run of the same method, rank and targets)."""
+    from .state import _load_into
+
+    heads = head_parameter_names(model)
+    target = {n: p for n, p in model.named_parameters() if p.requires_grad and n not in heads}
+    _load_into(target, dict(state), "init_from (PEFT method)", strict=True)
 
 
 def record(model: nn.Module) -> dict:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from training.schema import PEFT_ADAPTERS
+
 MEMBER_KEYS = ("seed", "lr", "optim.weight_decay", "init_from", "rerun")
 UNPACKABLE = ("bitfit", "full")  # they train the shared backbone itself
 
@@ -25,7 +27,7 @@ def is_member_override(override: str) -> bool:
 
 
 def packable(method: str) -> bool:
-    return method not in UNPACKABLE
+    return method not in UNPACKABLE and method not in PEFT_ADAPTERS
 
 
 def _shared(cfg: DictConfig) -> dict:
@@ -51,5 +53,8 @@ def check_packable(cfgs: list[DictConfig]) -> None:
             keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
             raise ValueError(f"runs of a pack may differ only in {', '.join(MEMBER_KEYS)}; these differ "
                              f"too: {keys}")
+    if cfgs[0].adapter.name in PEFT_ADAPTERS:
+        raise ValueError(f"adapter={cfgs[0].adapter.name} trains through PEFT's own modules, which a pack "
+                         "cannot share: its runs train one at a time (train.py without pack.*)")
     if not packable(cfgs[0].adapter.name):
         raise ValueError(f"adapter={cfgs[0].adapter.name} trains the backbone itself: it cannot be packed")

@@ -16,6 +16,9 @@ from glue.tasks import TASKS
 
 ADAPTERS = ("lora", "symlora", "delora", "b_only", "a_only", "head_only", "bitfit", "full",
             "lora_of_lora", "lora_head_only")
+# Methods built through PEFT's own classes (adapters/peft_method.py): `peft` takes any adapter.peft_type.
+PEFT_ADAPTERS = ("peft", "dora", "pissa", "vera", "adalora", "ia3", "loha", "lokr", "oft")
+ADAPTERS = ADAPTERS + PEFT_ADAPTERS
 LOW_RANK = ("lora", "symlora", "delora", "b_only", "a_only", "lora_of_lora", "lora_head_only")
 LOGGERS = ("none", "tensorboard", "wandb", "mlflow")  # training/loggers.py
 PRECISIONS = ("bf16", "fp32")
@@ -115,7 +118,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "adapter.name": one_of(*ADAPTERS),
     "adapter.rank": integer(0),
     "adapter.alpha": number(0, low_open=False),
-    "adapter.targets": string_list(),
+    "adapter.targets": optional(string_list()),  # null only for PEFT methods: PEFT's default for the model
+    "adapter.peft_type": text(),
     "adapter.dropout": number(0, 1, low_open=False, high_open=True),
     "model.name_or_path": text(),
     "model.random_init": boolean(),
@@ -147,6 +151,10 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"adapter.rank={adapter.get('rank')!r}: adapter={adapter.get('name')} needs a rank ≥ 1")
     if adapter.get("name") in LOW_RANK and not adapter.get("targets"):
         problems.append(f"adapter.targets=[]: adapter={adapter.get('name')} needs at least one target layer")
+    if adapter.get("name") in PEFT_ADAPTERS:
+        problems.extend(peft_problems(adapter))
+    elif "name" in adapter and adapter.get("targets", []) is None:
+        problems.append(f"adapter.targets=None: adapter={adapter.get('name')} needs a list (null is for PEFT methods)")
     betas = OmegaConf.select(cfg, "optim.betas", default=None)
     if betas is not None and not (len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)):
         problems.append(f"optim.betas={list(betas)!r}: expected two numbers in [0, 1)")
@@ -155,6 +163,19 @@ def validate(cfg: DictConfig) -> None:
         problems.append("data.dir: data=glue_dir needs the GLUE folder, e.g. data.dir=/path/to/glue_data")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def peft_problems(adapter) -> list[str]:
+    """The PEFT method's own check of its config (PEFT's message kept), before anything is written.
+    Imports PEFT (and torch) only for a PEFT adapter."""
+    from adapters.peft_method import PeftConfigError, check
+
+    plain = OmegaConf.to_container(adapter, resolve=True) if isinstance(adapter, DictConfig) else dict(adapter)
+    try:
+        check(plain)
+    except PeftConfigError as error:
+        return [str(error)]
+    return []
 
 
 # Top-level options that default to the task file's value (configs/train.yaml: ``lr: ${task.lr}``).
