@@ -1,0 +1,191 @@
+"""PEFT methods as harness adapters (adapters/peft_method.py), checked against PEFT itself on the tiny
+RoBERTa: trainable counts, step-0 logits, PiSSA's residual, AdaLoRA's budget, export, config errors."""
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from adapters import count_trainable, export_merged, export_peft, peft_method
+from training.config import compose
+from training.model import build_model
+from training.pack_rules import check_packable
+from training.schema import ConfigError, validate
+
+peft = pytest.importorskip("peft")
+
+READY = ["peft", "dora", "pissa", "vera", "adalora", "ia3", "loha", "lokr", "oft"]
+TINY = ["model=tiny", "model.dropout=0", "task=rte", "data=sample", "device=cpu"]
+X = torch.randint(3, 700, (3, 10), generator=torch.Generator().manual_seed(1))
+
+
+def config(method, *overrides):
+    extra = ["adapter.rank=16"] if method == "vera" else []  # VeRA's paper rank 1024 is not for hidden 64
+    return compose([*TINY, f"adapter={method}", *extra, *overrides])
+
+
+def built(method, *overrides, seed=0, total_steps=20):
+    return build_model(config(method, *overrides, f"seed={seed}"), 2, total_steps=total_steps).eval()
+
+
+def base(seed=0):
+    """The same backbone and seeded head, without an adapter."""
+    return build_model(compose([*TINY, "adapter=head_only", f"seed={seed}"]), 2).eval()
+
+
+def logits(model, x=X):
+    with torch.no_grad():
+        return model(input_ids=x, attention_mask=torch.ones_like(x)).logits
+
+
+@torch.no_grad()
+def perturb(model, seed=0):
+    """Move every trainable tensor, so that the adapter changes the logits."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("method", READY)
+def test_ready_made_config_is_valid_and_counts_are_peft_s(method):
+    validate(config(method))
+    model = built(method)
+    counts = count_trainable(model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert counts["with_head"] == model.get_nb_trainable_parameters()[0] == trainable
+    head = sum(p.numel() for p in base().classifier.parameters())
+    assert counts["head"] == head and counts["adapter"] == trainable - head > 0
+
+
+def test_lora_family_counts_by_hand():
+    """2 layers × (query, value) of 64 → 64: LoRA r(64+64) each; DoRA adds a 64-vector magnitude."""
+    assert count_trainable(built("peft"))["adapter"] == 4 * 8 * 128
+    assert count_trainable(built("dora"))["adapter"] == 4 * (8 * 128 + 64)
+    # (IA)³ on PEFT's RoBERTa default (key, value, output.dense): the suffix output.dense is both the
+    # attention output (scaled at its output, 64) and the feed-forward output (scaled at its input, 128)
+    assert count_trainable(built("ia3"))["adapter"] == 2 * (64 + 64 + 64 + 128)
+
+
+@pytest.mark.parametrize("method", READY)
+def test_step_zero_is_the_base_model(method):
+    """Every ready-made method starts as the identity (LoRA-family B=0, DoRA's magnitude = ‖W‖, PiSSA's
+    residual + adapter = W, VeRA's b=0, (IA)³'s ones, LoHa/LoKr's zero factor, OFT's identity)."""
+    torch.testing.assert_close(logits(built(method)), logits(base()), rtol=1e-4, atol=1e-5)
+
+
+def test_seed_drives_the_init():
+    a, b, c = built("peft", seed=1), built("peft", seed=1), built("peft", seed=2)
+    key = next(n for n, _ in a.named_parameters() if "lora_A" in n)
+    state = lambda m: dict(m.named_parameters())[key]  # noqa: E731
+    assert torch.equal(state(a), state(b)) and not torch.equal(state(a), state(c))
+    assert not torch.equal(built("vera", seed=1).base_model.vera_A["default"],
+                           built("vera", seed=2).base_model.vera_A["default"])
+
+
+def test_pissa_residual_plus_adapter_is_the_base_weight():
+    model, weights = built("pissa"), base().state_dict()
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, peft.tuners.lora.LoraLayer)]
+    assert len(layers) == 4
+    for name, layer in layers:
+        w = layer.get_base_layer().weight + layer.get_delta_weight("default")
+        original = weights[name.removeprefix("base_model.model.") + ".weight"]
+        assert not torch.allclose(layer.get_base_layer().weight, original, atol=1e-3)  # the residual
+        torch.testing.assert_close(w, original, rtol=1e-5, atol=1e-5)
+
+
+def test_adalora_budget_schedule_prunes_ranks():
+    """AdaLoRA's update_and_allocate (the loop's per-step hook) cuts the initial rank 12 per module
+    to the target budget of 8 on average by the end of the run's schedule."""
+    steps = 30
+    model = built("adalora", "adapter.config.deltaT=2", total_steps=steps).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    labels = torch.tensor([0, 1, 1])
+    for step in range(1, steps + 1):
+        model(input_ids=X, attention_mask=torch.ones_like(X), labels=labels).loss.backward()
+        opt.step()
+        peft_method.step_hook(model, step)  # after the step, before the gradients are cleared
+        opt.zero_grad()
+    ranks = {n: int((p != 0).sum()) for n, p in model.named_parameters() if n.endswith("lora_E.default")}
+    assert len(ranks) == 4 and sum(ranks.values()) == 4 * 8 and len(set(ranks.values())) > 1
+    assert model.peft_config["default"].rank_pattern  # the final allocation PEFT saves with the adapter
+
+
+def test_adalora_without_a_schedule_is_an_error():
+    with pytest.raises(peft_method.PeftConfigError, match="total_steps"):
+        build_model(config("adalora"), 2)
+
+
+@pytest.mark.parametrize("method", ["dora", "adalora", "loha", "oft", "vera", "ia3"])
+def test_native_export_loads_with_auto_peft_and_gives_the_logits(method, tmp_path):
+    base().save_pretrained(tmp_path / "base")  # the tiny model is random: its weights must be on disk
+    model = built(method)
+    perturb(model)
+    ours = logits(model)
+    assert not torch.allclose(ours, logits(base()), atol=1e-4)
+    folder = export_peft(model, tmp_path / "adapter", base_model_name_or_path=str(tmp_path / "base"))
+    loaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    torch.testing.assert_close(logits(loaded), ours, rtol=1e-5, atol=1e-5)
+    merged_folder = export_merged(model, tmp_path / "merged")
+    from transformers import AutoModelForSequenceClassification
+    merged = AutoModelForSequenceClassification.from_pretrained(str(merged_folder)).eval()
+    torch.testing.assert_close(logits(merged), ours, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logits(model), ours)  # merging worked on a copy
+
+
+def test_init_from_loads_the_adapter_not_the_head():
+    earlier = built("dora", seed=0)
+    perturb(earlier)
+    state = {n: p.detach().clone() for n, p in earlier.named_parameters() if p.requires_grad}
+    model = build_model(config("dora", "seed=1"), 2, init_state=state, total_steps=20)
+    mine = dict(model.named_parameters())
+    heads = peft_method.head_parameter_names(model)
+    assert heads and all(torch.equal(mine[n], state[n]) for n in state if n not in heads)
+    assert not any(torch.equal(mine[n], state[n]) for n in heads if mine[n].dim() == 2)
+    with pytest.raises(KeyError, match="missing keys"):
+        build_model(config("dora", "adapter.targets=[query,key,value]"), 2, init_state=state)
+
+
+def test_record_holds_the_full_peft_config():
+    record = peft_method.record(built("dora"))
+    assert record["peft_type"] == "LORA" and record["peft_config"]["use_dora"] is True
+    assert record["peft_config"]["r"] == 8 and "classifier" in record["peft_config"]["modules_to_save"]
+    json.dumps(record)  # metrics.json holds it as it is
+
+
+def test_any_field_from_the_command_line():
+    cfg = config("peft", "adapter.peft_type=LOHA", "adapter.rank=4", "++adapter.config.use_effective_conv2d=true")
+    validate(cfg)
+    cfg = config("peft", "adapter.config={use_rslora: true, lora_alpha: 32}")
+    assert built_from(cfg).peft_config["default"].use_rslora is True
+    cfg = config("peft", 'adapter.config=\'{"use_rslora": true}\'')  # JSON text
+    assert built_from(cfg).peft_config["default"].use_rslora is True
+
+
+def built_from(cfg):
+    return build_model(cfg, 2, total_steps=20)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["adapter.config={not_a_field: 1}"], r"adapter\.config\.not_a_field: LoraConfig has no field 'not_a_field'"),
+    (["adapter.peft_type=NOPE"], r"adapter\.peft_type='NOPE': not a PEFT method; known: .*DORA"),
+    (["adapter.peft_type=IA3", "adapter.rank=4"], r"adapter\.rank=4: IA3Config has no rank"),
+    (["adapter.peft_type=OFT", "adapter.rank=4", "adapter.alpha=0", "adapter.config={oft_block_size: 32}"],
+     r"PEFT refuses it: .*r.*oft_block_size"),
+    (["adapter.peft_type=ADALORA", "adapter.config={orth_reg_weight: -1}"],
+     r"adapter=peft \(AdaLoraConfig, config \{\"orth_reg_weight\": -1\}\): PEFT refuses it: `orth_reg_weight`"),
+])
+def test_bad_config_is_a_clear_error_before_anything_is_written(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(config("peft", *overrides))
+
+
+def test_packs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="PEFT's own modules"):
+        check_packable([config("dora", "seed=0"), config("dora", "seed=1")])
+    check_packable([config("dora")])  # one run is fine
+
+
+def test_resolved_config_is_plain():
+    adapter = OmegaConf.to_container(config("adalora").adapter, resolve=True)
+    assert adapter["config"]["init_r"] == 12 and adapter["peft_type"] == "ADALORA"
