@@ -33,7 +33,7 @@ ARCHITECTURES = {
     **dict.fromkeys(("roberta", "xlm-roberta", "camembert", "bert", "electra", "albert", "megatron-bert",
                      "roberta-prelayernorm", "data2vec-text", "ernie", "xmod"), BERT_LIKE),
     # DistilBertForSequenceClassification: pre_classifier (Linear d→d), ReLU, dropout, classifier
-    "distilbert": Architecture(("q_lin", "k_lin", "v_lin"), ("dropout", "attention_dropout"),
+    "distilbert": Architecture(("q_lin", "k_lin", "v_lin"), ("dropout", "attention_dropout", "seq_classif_dropout"),
                                head_extras=("pre_classifier",)),
     # DebertaV2ForSequenceClassification: pooler (ContextPooler: dropout, dense, activation), classifier
     "deberta-v2": Architecture(("query_proj", "key_proj", "value_proj"),

@@ -1,5 +1,5 @@
-"""The epochs of a pack of runs (a lone run is a pack of one): resume each member from its checkpoint,
-train and evaluate all of them together, keep each one's epoch records, best adapter and checkpoint
+"""The epochs of a run on the reference engine (training/reference.py) or of a pack of runs on the
+fused engine (training/pack.py): resume each member from its checkpoint, train and evaluate them, keep each one's epoch records, best adapter and checkpoint
 in its own run directory, then write each one's best-epoch predictions."""
 from __future__ import annotations
 
@@ -14,36 +14,40 @@ import rundir
 from glue import compute_metrics, write_predictions, write_validation_predictions
 from training import checkpoint, flat
 from training.data import RunData
-from training.loop import optimizer_steps, predict, train_epoch
-from training.pack import Member, Pack
+from training.loop import optimizer_steps, predict
+from training.pack import Member
 from training.progress import Progress, run_name
 
 log = logging.getLogger("train")
 
 
-def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_token_id: int,
+def fit(engine, members: list[Member], data: RunData, task, device, pad_token_id: int,
         finish: Callable[[Member], None]) -> None:
-    """The epochs (from the last checkpoint on), then each run's best-epoch predictions. `finish` is
-    called on a member as soon as it fails (a failure is final, whatever happens to the others)."""
+    """The epochs (from the last checkpoint on), then each run's best-epoch predictions. `engine`:
+    a training/pack.py Pack (the fused engine, K members) or a training/reference.py Solo (one
+    member). `finish` is called on a member as soon as it fails (a failure is final, whatever
+    happens to the others)."""
     cfg = members[0].cfg
     steps_per_epoch = len(data.train_loader(1, cfg.seed))  # loader batches; the schedule counts updates
     total = optimizer_steps(steps_per_epoch, cfg.grad_accumulation) * cfg.epochs
-    bank = pack.bank(members, total_steps=total, warmup_steps=math.ceil(cfg.optim.warmup_ratio * total),
-                     device=device)
+    engine.prepare(members, total_steps=total, warmup_steps=math.ceil(cfg.optim.warmup_ratio * total),
+                   device=device)
     for member in members:
-        resumed = checkpoint.load(member.directory, pack.use(member), member.optimizer, member.scheduler,
+        resumed = checkpoint.load(member.directory, engine.use(member), member.optimizer, member.scheduler,
                                   member.info["config_hash"])
         if resumed:
             member.best = resumed["best"]
             log.info("resuming %s after epoch %d", member.directory, resumed["epoch"])
         member.history = rundir.keep_epochs(member.directory, resumed["epoch"] if resumed else 0)
     done_epochs = len(members[0].history)
-    net = pack.use_pack(members, bank)  # built after loading: frozen stacked tensors read the loaded values
-    # Compiled once: the packed modules stay the same objects between epochs, so the graphs are reused.
-    train_forward = flat.forward
+    net = engine.net(members)  # built after loading: frozen stacked tensors read the loaded values
+    options = {}
+    # Compiled once: the modules stay the same objects between epochs, so the graphs are reused.
     if cfg.compile:
         mode = None if cfg.compile is True else cfg.compile
-        net, train_forward = torch.compile(net, mode=mode), torch.compile(flat.forward, mode=mode, dynamic=True)
+        net = torch.compile(net, mode=mode)
+        if engine.name == "fused":
+            options["flat_forward"] = torch.compile(flat.forward, mode=mode, dynamic=True)
 
     name = run_name(cfg) if len(members) == 1 else f"{task.name}/{cfg.adapter.name} pack of {len(members)}"
     progress = Progress(name, steps_per_epoch, members, cfg.logger)
@@ -52,13 +56,13 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
             if all(m.failure is not None for m in members):
                 break
             progress.start_epoch(epoch, cfg.epochs)
-            pack.use_pack(members, bank)
+            engine.net(members)
             loaders = [data.train_loader(epoch, m.cfg.seed) for m in members]
             loaders[0] = progress.track(loaders[0])  # the bar moves at each batch
-            stats = train_epoch(net, members, bank, loaders,
-                                epoch=epoch, pad_token_id=pad_token_id, device=device, precision=cfg.precision,
-                                max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every, progress=progress,
-                                flat_forward=train_forward, grad_accumulation=cfg.grad_accumulation)
+            stats = engine.train_epoch(net, members, loaders, epoch=epoch, pad_token_id=pad_token_id,
+                                       device=device, precision=cfg.precision,
+                                       max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every,
+                                       progress=progress, grad_accumulation=cfg.grad_accumulation, **options)
             scores = evaluate(net, len(members), data, task, device, cfg.precision)
             for k, member in enumerate(members):
                 if member.failure is not None:
@@ -70,7 +74,7 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
                 member.history.append(record)
                 rundir.append_epoch(member.directory, record)
                 progress.end_epoch(member, record)
-                model = pack.use(member)
+                model = engine.use(member)
                 if is_better(record["validation"][task.main_metric], member.best):
                     member.best = {"epoch": epoch, "score": record["validation"][task.main_metric],
                                    "validation": record["validation"]}
@@ -83,9 +87,9 @@ def fit(pack: Pack, members: list[Member], data: RunData, task, device, pad_toke
 
     live = [m for m in members if m.failure is None]
     for member in live:
-        adapters.load_trainable(pack.use(member), member.directory / "adapter.safetensors")
+        adapters.load_trainable(engine.use(member), member.directory / "adapter.safetensors")
     if live:
-        write_all_predictions(pack.use_pack(members, bank), members, data, device, cfg.precision)
+        write_all_predictions(engine.net(members), members, data, device, cfg.precision)
 
 
 def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:

@@ -4,6 +4,7 @@ of training/fused.py, autocast. No host synchronisation inside an epoch except e
 steps (the NaN check)."""
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -67,10 +68,38 @@ def optimizer_steps(micro_batches: int, grad_accumulation: int) -> int:
     return math.ceil(micro_batches / grad_accumulation)
 
 
+# What a batch may hold that a model's forward takes (BERT-family pair tasks need their token types).
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def model_inputs(model, batch: dict) -> list[str]:
+    """The keys of MODEL_INPUTS that `batch` holds and `model`'s forward takes (DistilBERT, say, takes
+    no token_type_ids: a tokenizer that returns them anyway does not break it)."""
+    accepted = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
+    return [key for key in MODEL_INPUTS if key in batch and key in accepted]
+
+
 def forward(model, batch: dict, device, precision) -> torch.Tensor:
+    """The logits of `batch`: every model input it holds (model_inputs) reaches the model."""
     with autocast(device, precision):
-        return model(input_ids=batch["input_ids"].to(device, non_blocking=True),
-                     attention_mask=batch["attention_mask"].to(device, non_blocking=True)).logits
+        return model(**{key: batch[key].to(device, non_blocking=True) for key in model_inputs(model, batch)}).logits
+
+
+def fused_forward(model, batches: list[dict], seeds: list[int], *, epoch: int, step: int, pad_token_id,
+                  device, precision, dropout: bool = True, flat_forward=flat.forward) -> torch.Tensor:
+    """The fused engine's training forward of one step: the logits (K·B, C) of K members' sub-batches,
+    dropout masks keyed by each member's (seed, epoch, step) (training/streams.py). RoBERTa trains on a
+    padding-free token stream (training/flat.py, through `flat_forward`: compiled or not), others on
+    the sub-batches padded to the longest. The one place training calls into streams and flat."""
+    size = len(batches[0]["labels"])
+    keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
+    if hasattr(model, "roberta"):
+        batch = flat.flatten(batches, device)
+        with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
+                autocast(device, precision):
+            return flat_forward(model, batch)
+    with streams.rows(keys):
+        return forward(model, concat_batches(batches, pad_token_id), device, precision)
 
 
 def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int, pad_token_id, device,
@@ -95,15 +124,8 @@ def train_epoch(model, members: list[Member], bank: Bank, loaders, *, epoch: int
     for step, batches in enumerate(zip(*loaders), start=1):
         size = len(batches[0]["labels"])
         labels = torch.stack([b["labels"] for b in batches]).to(device, non_blocking=True)
-        keys = streams.row_keys(seeds, epoch, step, size, device) if dropout else None  # none to draw: no keys
-        if hasattr(model, "roberta"):
-            batch = flat.flatten(batches, device)
-            with streams.rows(keys, None if keys is None else flat.token_keys(keys, batch)), \
-                    autocast(device, precision):
-                logits = flat_forward(model, batch)
-        else:
-            with streams.rows(keys):
-                logits = forward(model, concat_batches(batches, pad_token_id), device, precision)
+        logits = fused_forward(model, batches, seeds, epoch=epoch, step=step, pad_token_id=pad_token_id,
+                               device=device, precision=precision, dropout=dropout, flat_forward=flat_forward)
         losses = task_loss(logits.view(runs, size, -1), labels)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
@@ -134,7 +156,7 @@ def predict(model, loader, copies: int, *, device, precision) -> list[tuple[np.n
     model.eval()
     predictions, labels, indices = [[] for _ in range(copies)], [], []
     for batch in loader:
-        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in ("input_ids", "attention_mask")}
+        inputs = {k: batch[k].to(device, non_blocking=True).repeat(copies, 1) for k in model_inputs(model, batch)}
         logits = forward(model, inputs, device, precision).float()
         for k, part in enumerate(logits.chunk(copies)):
             predictions[k].append(part.squeeze(-1) if part.shape[-1] == 1 else part.argmax(-1))

@@ -46,10 +46,27 @@ class Member:
 
 
 class Pack:
+    """The fused engine's runs (training/engine.py), with the interface training/fit.py drives (the
+    same as training/reference.py ``Solo``)."""
+
+    name = "fused"
+
     def __init__(self, model: nn.Module, head_name: str):
         self.model, self.head_name = model, head_name
         self.members: list[Member] = []
         self._packed: tuple[Bank, dict[str, PackedLayer], PackedHead] | None = None
+        self._bank: Bank | None = None
+
+    # what training/fit.py drives ------------------------------------------------------------------
+    def prepare(self, members: list[Member], *, total_steps: int, warmup_steps: int, device) -> None:
+        self._bank = self.bank(members, total_steps=total_steps, warmup_steps=warmup_steps, device=device)
+
+    def net(self, members: list[Member]) -> nn.Module:
+        return self.use_pack(members, self._bank)
+
+    def train_epoch(self, model, members, loaders, **options) -> dict:
+        from training.loop import train_epoch
+        return train_epoch(model, members, self._bank, loaders, **options)
 
     def add(self, cfg, directory, model: nn.Module) -> Member:
         """Take `model`'s adapter layers and head as a new member; its frozen linears are replaced by
@@ -128,14 +145,33 @@ class Pack:
         return self.model
 
 
+def build_pack(cfgs, directories, num_labels: int, device, init_states=None) -> tuple[Pack, list[Member]]:
+    """The one place a pack is assembled (training/run.py, training/parity.py, benchmarks/throughput.py):
+    each run's model built exactly as a lone run's (training/model.py build_model), the first one's
+    backbone shared, every member's modules on `device`. `init_states[i]`: the trained tensors run i
+    starts from, or None."""
+    from training.model import build_model
+    pack, members = None, []
+    for i, cfg in enumerate(cfgs):
+        model = build_model(cfg, num_labels, init_states[i] if init_states else None)
+        if pack is None:
+            pack = Pack(model.to(device), adapters.find_head(model)[0])
+        member = pack.add(cfg, directories[i], model)
+        member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
+        member.head.to(device)
+        members.append(member)
+    return pack, members
+
+
 def concat_batches(batches: list[dict], pad_token_id: int) -> dict:
     """One batch of K sub-batches, right-padded to the longest (masked positions change nothing)."""
     if len(batches) == 1:
         return batches[0]
     length = max(b["input_ids"].shape[1] for b in batches)
     pad = lambda t, value: F.pad(t, (0, length - t.shape[1]), value=value)  # noqa: E731
-    return {"input_ids": torch.cat([pad(b["input_ids"], pad_token_id) for b in batches]),
-            "attention_mask": torch.cat([pad(b["attention_mask"], 0) for b in batches])}
+    padding = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+    return {key: torch.cat([pad(b[key], value) for b in batches])
+            for key, value in padding.items() if key in batches[0]}
 
 
 def pack_jobs(cfg, overrides: list[str]) -> list[tuple[object, list[str]]]:

@@ -1,7 +1,8 @@
-"""Runs, start to finish: check the configuration, build data and model, train (resuming when a
-checkpoint is there), and leave the run directory of docs/run_directory.md behind. Several runs
-that differ only in seed, learning rate or weight decay can train as one pack (training/pack.py);
-a single run is a pack of one."""
+"""Runs, start to finish: check the configuration, choose the engine (training/engine.py), build data
+and model, train (resuming when a checkpoint is there), and leave the run directory of
+docs/run_directory.md behind. Several runs that differ only in seed, learning rate or weight decay
+train as one pack on the fused engine (training/pack.py), one after another on the reference engine
+(training/reference.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -24,13 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 import adapters
 import rundir
 from glue import get_task
-from training import checkpoint
+from training import checkpoint, engine
 from training.config import compose, resolved
 from training.data import RunData
 from training.fit import fit
 from training.loop import set_precision
-from training.model import FROM_LORA, build_model, build_tokenizer, head_extras, load_init_state, model_source
-from training.pack import Member, Pack
+from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
+from training.pack import Member, build_pack
+from training.reference import Solo
 from training.pack_rules import check_packable
 from training.schema import check_task_overrides, validate
 
@@ -51,31 +53,27 @@ class Interrupted(BaseException):
 
 
 def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list[dict]:
-    """Train the runs `jobs` (config, overrides) describe as one pack; returns each one's metrics.
-    Runs of a model whose head has modules besides the classifier (DistilBERT, DeBERTa-v2) train one
-    after another instead, each as a pack of one: a packed head holds only the classifier."""
+    """Train the runs `jobs` (config, overrides) describe; returns each one's metrics. On the fused
+    engine they train as one pack; on the reference engine one after another, each exactly as alone."""
     for cfg, overrides in jobs:
         check_task_overrides(cfg, overrides)
     cfgs = [resolved(cfg) for cfg, _ in jobs]
     for cfg in cfgs:  # every option checked before anything is written
         validate(cfg)
     check_packable(cfgs)
+    choice = engine.choose(cfgs[0], pick_device(cfgs[0].device))  # engine=fused where not allowed: refused here
+    if choice.reason:
+        log.info("%s", choice.reason)
     task = get_task(cfgs[0].task.name)
     directories = [rundir.run_dir(cfg) for cfg in cfgs]
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
     with rundir.lock_runs(directories), stop_on_sigterm():  # one process per run, whatever launched it
         todo = [i for i, (cfg, directory) in enumerate(zip(cfgs, directories)) if needs_training(cfg, directory)]
-        groups = [todo] if todo else []
-        extras = head_extras(cfgs[0]) if len(todo) > 1 else ()
-        if extras:  # a packed head holds only the classifier: each run trains alone, as a pack of one
-            log.info("the head of %s has modules besides the classifier (%s) that a pack cannot share: "
-                     "its %d runs train one after another", cfgs[0].model.name_or_path, ", ".join(extras),
-                     len(todo))
-            groups = [[i] for i in todo]
+        groups = ([todo] if choice.engine == "fused" else [[i] for i in todo]) if todo else []
         if groups:
             try:
                 for group in groups:
-                    train_members(cfgs, directories, starts, group, task)
+                    train_members(cfgs, directories, starts, group, task, choice)
             except Interrupted:
                 log.warning("SIGTERM: stopped %s; the same command resumes from the last finished epoch",
                             ", ".join(str(directories[i]) for i in todo))
@@ -110,22 +108,26 @@ def needs_training(cfg: DictConfig, directory: Path) -> bool:
     return True
 
 
-def train_members(cfgs, directories, starts, todo, task) -> None:
+def train_members(cfgs, directories, starts, todo, task, choice: engine.Choice) -> None:
+    """Train the runs `todo` (indices into cfgs) together: a pack on the fused engine, one run on the
+    reference engine."""
     device = pick_device(cfgs[0].device)
     precision = set_precision(device, cfgs[0].precision)
     data = RunData(cfgs[0], task, tokenizer := build_tokenizer(cfgs[0]))
-    pack, members = None, {}
-    for i in todo:  # each run is built exactly as a lone run would be, then joins the pack
-        cfg = cfgs[i]
-        model = build_model(cfg, task.num_labels, load_init_state(starts[i]) if starts[i] else None)
-        if pack is None:
-            pack = Pack(model.to(device), adapters.find_head(model)[0])
-        member = pack.add(cfg, directories[i], model)
-        member.layers = {name: layer.to(device) for name, layer in member.layers.items()}
-        member.head.to(device)
-        member.info = describe_run(cfg, task, adapters.count_trainable(pack.use(member)), starts[i],
-                                   data.train_size, device, model.config, precision, data.record())
-        members[i] = member
+    init_states = [load_init_state(starts[i]) if starts[i] else None for i in todo]
+    if choice.engine == "fused":
+        trainer, built = build_pack([cfgs[i] for i in todo], [directories[i] for i in todo], task.num_labels,
+                                    device, init_states)
+    else:
+        (i,), (init_state,) = todo, init_states
+        model = build_model(cfgs[i], task.num_labels, init_state).to(device)
+        trainer = Solo(model)
+        built = [Member(cfgs[i], directories[i], dict(adapters.adapter_layers(model)), adapters.find_head(model)[1])]
+    members = dict(zip(todo, built))
+    for i, member in members.items():
+        member.info = describe_run(member.cfg, task, adapters.count_trainable(trainer.use(member)), starts[i],
+                                   data.train_size, device, trainer.model.config, precision, data.record(),
+                                   choice)
     for member in members.values():
         rundir.write_config(member.directory, OmegaConf.to_container(member.cfg))
 
@@ -136,7 +138,7 @@ def train_members(cfgs, directories, starts, todo, task) -> None:
         started = time.perf_counter()
         seed_everything(group[0].cfg.seed)  # anything random without a stream of its own
         try:
-            fit(pack, group, data, task, device, tokenizer.pad_token_id, finish)
+            fit(trainer, group, data, task, device, tokenizer.pad_token_id, finish)
         except torch.cuda.OutOfMemoryError as error:
             for member in group:
                 runs = f" × {len(group)} packed runs" if len(group) > 1 else ""
@@ -167,8 +169,10 @@ def stop_on_sigterm():
 
 
 def seed_everything(seed: int) -> None:
-    """One seed drives everything random in a run that has no seeded stream of its own (dropout has
-    one: training/streams.py). Seeded at the start of each run, so a run in a multirun does not depend
+    """One seed drives everything random in a run that has no seeded stream of its own: the reference
+    engine's dropout (Transformers' nn.Dropout modules draw from torch's generator; the fused engine's
+    keyed dropout has its own streams, training/streams.py). Seeded at the start of each run, after its
+    model is built, so a run in a multirun does not depend
     on what ran before it (a resumed run then restores the RNG state of its checkpoint)."""
     random.seed(seed)
     np.random.seed(seed)
@@ -199,7 +203,8 @@ def finish(member: Member) -> None:
 
 
 def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | None, train_size: int,
-                 device, model_config, precision: str, data_record: dict) -> dict:
+                 device, model_config, precision: str, data_record: dict,
+                 choice: engine.Choice | None = None) -> dict:
     """The part of metrics.json known before training: enough to rebuild the run and to place it in
     a table (docs/run_directory.md)."""
     plain = OmegaConf.to_container(cfg)
@@ -215,6 +220,7 @@ def describe_run(cfg: DictConfig, task, counts: dict, init_directory: Path | Non
                                 "rank": cfg.adapter.rank, "alpha": cfg.adapter.alpha,
                                 "max_seq_len": cfg.max_seq_len, **plain["optim"],
                                 "init_from": str(init_directory) if init_directory else None},
+            **(choice.record() if choice else {}),  # engine (reference|fused), engine_reason (auto's why)
             "precision": precision,  # what ran: bf16, fp32-tf32 (CUDA) or fp32 (training/loop.py set_precision)
             "trainable": {"adapter": counts["adapter"], "with_head": counts["with_head"]},
             "main_metric": task.main_metric, "train_examples": train_size, "data": data_record,

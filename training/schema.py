@@ -102,6 +102,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": integer(1),
     "max_seq_len": integer(8),
     "eval_batch_size": integer(1),
+    "engine": one_of("auto", "reference", "fused"),  # training/engine.py ENGINES
     "device": device(),
     "precision": one_of(*PRECISIONS),
     "compile": compile_mode(),
