@@ -189,3 +189,58 @@ def test_packs_are_refused_with_the_reason():
 def test_resolved_config_is_plain():
     adapter = OmegaConf.to_container(config("adalora").adapter, resolve=True)
     assert adapter["config"]["init_r"] == 12 and adapter["peft_type"] == "ADALORA"
+
+
+# ---- end to end: train.py's path on the reference engine -------------------------------------------
+
+def train(tiny_run, method, *overrides):
+    from training.run import run
+    extra = ["adapter.rank=16"] if method == "vera" else []
+    cfg, given = tiny_run("task=rte", f"adapter={method}", "init_from=null", *extra, *overrides)
+    return run(cfg, given), cfg
+
+
+@pytest.mark.parametrize("method", READY)
+def test_trains_and_records(method, tiny_run):
+    from training.finished import load_run
+    import rundir
+
+    metrics, cfg = train(tiny_run, method, "max_seq_len=16")
+    assert metrics["status"] == "done" and metrics["engine"] == "reference", metrics.get("reason")
+    assert metrics["method"] == method and metrics["peft_config"]["task_type"] == "SEQ_CLS"
+    model = load_run(rundir.run_dir(cfg), ["device=cpu"]).model
+    assert metrics["trainable"]["with_head"] == model.get_nb_trainable_parameters()[0]
+    assert metrics["trainable"]["adapter"] == count_trainable(model)["adapter"]
+
+
+@pytest.mark.slow
+def test_exported_adapter_gives_the_run_s_logits(tiny_run, tmp_path):
+    """export.py's adapter, loaded by AutoPeftModelForSequenceClassification over the run's backbone,
+    computes what the run computes; evaluate.py gives the recorded score."""
+    from training.finished import evaluate_split, export, load_run
+    import rundir
+
+    metrics, cfg = train(tiny_run, "dora", "max_seq_len=16", "lr=1e-2")
+    finished = load_run(rundir.run_dir(cfg), ["device=cpu"])
+    assert evaluate_split(finished) == metrics["best"]
+    ours = logits(finished.model)
+    base().save_pretrained(tmp_path / "base")  # the tiny backbone is random: on disk for PEFT to load
+    folder = export(finished, tmp_path / "adapter")
+    settings = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**settings, "base_model_name_or_path": str(tmp_path / "base")}))
+    loaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    torch.testing.assert_close(logits(loaded), ours, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(ours, logits(base()), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_init_from_an_mnli_run_of_the_same_method(tiny_run):
+    from safetensors.torch import load_file
+    import rundir
+
+    mnli, mnli_cfg = train(tiny_run, "loha", "task=mnli", "max_seq_len=16")
+    rte, rte_cfg = train(tiny_run, "loha", "init_from=mnli", "max_seq_len=16")
+    assert rte["status"] == "done" and rte["hyperparameters"]["init_from"] == str(rundir.run_dir(mnli_cfg))
+    with pytest.raises(ValueError, match="cannot start from"):
+        train(tiny_run, "lokr", f"init_from='{rundir.run_dir(mnli_cfg)}'")
+    assert load_file(rundir.run_dir(rte_cfg) / "adapter.safetensors")

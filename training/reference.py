@@ -95,8 +95,9 @@ def train_epoch(model, member, loader, *, device, precision, max_grad_norm, log_
                 torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
             optimizer.step()
             scheduler.step()
+            # the schedule counts optimiser steps; before zero_grad: AdaLoRA's hook reads the gradients
+            after_step(model, scheduler.last_epoch)
             optimizer.zero_grad(set_to_none=True)
-            after_step(model, scheduler.last_epoch)  # the schedule counts optimiser steps
         loss_sum += loss.detach()
         examples += len(labels)
         if step % log_every == 0 or step == steps:
