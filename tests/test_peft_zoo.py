@@ -244,3 +244,101 @@ def test_init_from_an_mnli_run_of_the_same_method(tiny_run):
     with pytest.raises(ValueError, match="cannot start from"):
         train(tiny_run, "lokr", f"init_from='{rundir.run_dir(mnli_cfg)}'")
     assert load_file(rundir.run_dir(rte_cfg) / "adapter.safetensors")
+
+
+# ---- report.py preset=peft_zoo and the frontier, from records written with chosen scores -----------
+
+ZOO_TASKS = ["sst2", "mrpc", "cola", "qnli", "rte", "stsb"]
+# method -> (trainable adapter parameters, score on every task; seeds add -0.01, 0, +0.01)
+ZOO = {"lora": (294912, 0.80), "dora": (313344, 0.82), "vera": (18432, 0.79), "lokr": (400000, 0.78)}
+LABELS = {"lora": "LoRA (r=8)", "dora": "DoRA", "vera": "VeRA", "lokr": "LoKr"}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    from test_report import write_run
+    from reporting.runner import ReportOptions, run_report
+
+    root = tmp_path_factory.mktemp("zoo")
+    for method, (trainable, score) in ZOO.items():
+        for task in ZOO_TASKS:
+            for seed, offset in enumerate((-0.01, 0.0, 0.01)):
+                write_run(root, task, method, seed, score + offset, experiment="peft_zoo", grid="peft_zoo",
+                          trainable=trainable, rank=8)
+    result = run_report(ReportOptions(results_dir=root, preset="peft_zoo"), echo=lambda *_: None)["peft_zoo"]
+    return root, result
+
+
+def test_zoo_table_by_value(zoo):
+    from scipy import stats
+
+    root, res = zoo
+    t = stats.t.ppf(0.975, 2) * 0.01 / 3 ** 0.5 * 100
+    for method, (trainable, score) in ZOO.items():
+        rows = res.long[res.long["row"] == LABELS[method]].set_index("task")
+        for task in ZOO_TASKS:
+            assert rows.loc[task, "value"] == pytest.approx(score * 100)
+            assert rows.loc[task, "half_width"] == pytest.approx(t)
+            assert rows.loc[task, "trainable_adapter"] == trainable
+        assert rows.loc["average", "value"] == pytest.approx(score * 100)
+    assert set(res.long["row"]) == set(LABELS.values())  # rows without runs (OFT, ...) are left out
+    for suffix in ("md", "csv", "tex"):
+        assert (root / "tables" / f"peft_zoo.{suffix}").exists()
+
+
+def test_zoo_compares_each_method_with_lora(zoo):
+    from scipy import stats
+
+    _, res = zoo
+    cmp = res.compare
+    assert set(cmp["method"]) == {"DoRA", "VeRA", "LoKr"} and set(cmp["b"]) == {"LoRA (r=8)"}
+    assert len(cmp) == 3 * len(ZOO_TASKS)
+    dora = cmp[(cmp["method"] == "DoRA") & (cmp["task"] == "rte")].iloc[0]
+    expected = stats.ttest_ind([0.81, 0.82, 0.83], [0.79, 0.80, 0.81], equal_var=False)
+    assert dora["diff"] == pytest.approx(2.0) and dora["p"] == pytest.approx(expected.pvalue)
+    assert dora["welch"] == "different" if expected.pvalue < 0.05 else dora["welch"] != "different"
+    lokr = cmp[(cmp["method"] == "LoKr") & (cmp["task"] == "rte")].iloc[0]
+    assert lokr["diff"] == pytest.approx(-2.0)
+
+
+def test_frontier_points_pareto_and_files(zoo):
+    from reporting.frontier import frontier_points, pareto_best
+
+    root, res = zoo
+    points = frontier_points(res.long, ZOO_TASKS)
+    average = points[points["task"] == "average"].set_index("row")
+    assert average.loc["DoRA", "value"] == pytest.approx(82.0)
+    hw = res.long[(res.long["row"] == "DoRA") & (res.long["task"] == "rte")]["half_width"].iloc[0]
+    assert average.loc["DoRA", "half_width"] == pytest.approx(hw / len(ZOO_TASKS) ** 0.5)  # √(6 h²)/6
+    assert pareto_best(points[points["task"] == "rte"]) == ["VeRA", "LoRA (r=8)", "DoRA"]  # LoKr: dominated
+    assert pareto_best(points[points["task"] == "average"]) == ["VeRA", "LoRA (r=8)", "DoRA"]
+    for suffix in ("png", "pdf"):
+        path = root / "figures" / f"peft_zoo_frontier.{suffix}"
+        assert path.stat().st_size > 5000
+    assert (root / "figures" / "peft_zoo_frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pareto_by_hand():
+    import pandas as pd
+    from reporting.frontier import pareto_best
+
+    points = pd.DataFrame({"row": list("abcde"), "params": [10, 10, 100, 1000, 50],
+                           "value": [70.0, 70.0, 80.0, 79.0, 60.0]})
+    assert pareto_best(points) == ["a", "b", "c"]  # a tie keeps both; d and e are dominated
+
+
+def test_zoo_latex_compiles(zoo, tmp_path):
+    import shutil
+    import subprocess
+    from reporting.tables import latex_document
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("no pdflatex")
+    root, _ = zoo
+    for name in ("peft_zoo", "peft_zoo_compare"):
+        text = (root / "tables" / f"{name}.tex").read_text()
+        assert text.isascii(), name
+        (tmp_path / f"{name}_doc.tex").write_text(latex_document([text]))
+        out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}_doc.tex"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout[-2000:]
