@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from .figures import _save  # noqa: E402
 from .tasks import display  # noqa: E402
@@ -73,6 +74,8 @@ def frontier_figure(long: pd.DataFrame, tasks: list[str], out_dir: Path, stem: s
                         fontsize=6, fontweight="bold" if on_front else "normal",
                         color="black" if on_front else "grey")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide on a narrow range
+        ax.margins(x=0.15)
         ax.set_title("Average over tasks" if task == AVERAGE else display(task), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("trainable parameters (adapter)", fontsize=7)
