@@ -24,7 +24,7 @@ import time
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from training.loop import forward, make_optimizer, task_loss
+from training import loop
 
 AFTER_STEP = "harness_after_step"  # the attribute a method sets on the model to be called after each step
 
@@ -56,7 +56,7 @@ class Solo:
         transformers' linear warmup-decay schedule."""
         (member,) = members
         cfg = member.cfg
-        member.optimizer = make_optimizer(self.model, cfg.lr, cfg.optim, device)
+        member.optimizer = loop.make_optimizer(self.model, cfg.lr, cfg.optim, device)
         member.scheduler = get_linear_schedule_with_warmup(member.optimizer, warmup_steps, total_steps)
 
     def use(self, member) -> torch.nn.Module:
@@ -86,7 +86,7 @@ def train_epoch(model, member, loader, *, device, precision, max_grad_norm, log_
     examples, steps, step, start = 0, len(loader), 0, time.perf_counter()
     for step, batch in enumerate(loader, start=1):
         labels = batch["labels"].to(device, non_blocking=True)
-        loss = task_loss(forward(model, batch, device, precision).unsqueeze(0), labels.unsqueeze(0))[0]
+        loss = loop.task_loss(loop.forward(model, batch, device, precision).unsqueeze(0), labels.unsqueeze(0))[0]
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
         (loss / group_size).backward()
