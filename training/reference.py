@@ -8,8 +8,10 @@ Face Trainer does:
     loss = task loss of model(**batch).logits        (cross-entropy, or MSE for STS-B)
     (loss / batches in the group).backward()         (gradient accumulation)
     clip_grad_norm_(trainable, max_grad_norm)
-    AdamW step; linear warmup-decay schedule step; zero_grad
-    after_step(model, step)                          (a method's own hook, if it registered one)
+    AdamW step; linear warmup-decay schedule step
+    after_step(model, step)                          (a method's own hook, if it registered one: it
+                                                      sees the step's gradients, as AdaLoRA needs)
+    zero_grad
 
 The trainable tensors are exactly those with ``requires_grad``; dropout draws from torch's global
 generator, which the run seeds at its start (training/run.py ``seed_everything``) and checkpoints
