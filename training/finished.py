@@ -142,7 +142,7 @@ tags:
 ---
 # {base} · {m["method"]} on GLUE {m["task"].upper()}
 
-{"The adapter merged into the weights." if merged else "A PEFT LoRA adapter with its classification head."}
+{"The adapter merged into the weights." if merged else f"A PEFT {m.get('peft_type', 'LORA')} adapter with its classification head."}
 Trained with the glue-adapters harness: method `{m["method"]}`, rank {hp["rank"]}, alpha {hp["alpha"]},
 learning rate {hp["lr"]}, batch size {hp["batch_size"]}, {hp["epochs"]} epochs, max length {hp["max_seq_len"]},
 seed {m["seed"]}{f", started from {hp['init_from']}" if hp.get("init_from") else ""}. Best epoch {m["best_epoch"]}.
