@@ -342,3 +342,27 @@ def test_zoo_latex_compiles(zoo, tmp_path):
         out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}_doc.tex"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
+    """DoRA over two epochs, killed after the first epoch's checkpoint and run again, ends with the
+    tensors of the run that was never stopped (the checkpoint holds PEFT's trainable tensors)."""
+    from safetensors.torch import load_file
+    import rundir
+    import training.checkpoint
+
+    straight, cfg = train(tiny_run, "dora", "max_seq_len=16", "epochs=2", f"results_dir={tmp_path / 'straight'}")
+    real_save = training.checkpoint.save
+
+    def save_then_die(*args):
+        real_save(*args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training.checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_run, "dora", "max_seq_len=16", "epochs=2")
+    monkeypatch.setattr(training.checkpoint, "save", real_save)
+    resumed, resumed_cfg = train(tiny_run, "dora", "max_seq_len=16", "epochs=2")
+    assert resumed["best"] == straight["best"]
+    a, b = (load_file(rundir.run_dir(c) / "adapter.safetensors") for c in (cfg, resumed_cfg))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
