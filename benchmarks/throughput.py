@@ -1,5 +1,6 @@
 """Training throughput: the PEFT LoRA plain loop (the baseline of docs/performance.md) against the
-harness's own training step (training/loop.py: one run, and packs of K runs), timed alternately in
+harness's reference engine (training/reference.py: one run) and its fused engine (training/loop.py:
+one run, and packs of K runs), timed alternately in
 one process on one device; optionally K separate processes of one run each as a second comparator.
 
     python benchmarks/throughput.py --json results/throughput.json          # CUDA: roberta-base shapes
@@ -32,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import adapters  # noqa: E402
-from benchmarks.launches import count_launches  # noqa: E402
+from benchmarks.launches import count_host_syncs, count_launches  # noqa: E402
 from training.loop import task_loss, train_epoch  # noqa: E402
 from training.pack import Member, Pack  # noqa: E402
 
@@ -40,11 +41,22 @@ PEAK_798 = 798e12  # H100 SXM dense bf16, a large matmul as measured (the spec s
 LORA_PASS_EXAMPLES = 28.8e6  # one seed of the LoRA paper's 8-task GLUE pass
 OPTIM = SimpleNamespace(weight_decay=0.1, betas=(0.9, 0.999), eps=1e-6, warmup_ratio=0.06)
 FIELDS = ("setup", "runs", "examples_s", "real_tok_s", "processed_tok_s", "real_token_fraction",
-          "launches_per_step", "mfu_798", "h100_h_per_seed", "ratio_to_baseline")
+          "launches_per_step", "host_syncs_per_step", "mfu_798", "h100_h_per_seed", "ratio_to_baseline")
 
 
 def model_config(name: str, layers: int | None = None, dropout: float = 0.1):
-    from transformers import RobertaConfig
+    """roberta-base's or the tiny shape (random RoBERTa weights), or a local model folder's config."""
+    from transformers import AutoConfig, RobertaConfig
+    if name not in ("roberta-base", "tiny"):
+        from adapters.targets import architecture
+        config = AutoConfig.from_pretrained(name, num_labels=2)
+        known = architecture(config.model_type)
+        for key in (known.dropout_keys if known else ("hidden_dropout_prob", "attention_probs_dropout_prob")):
+            setattr(config, key, dropout)
+        if layers:
+            config.num_hidden_layers = layers
+        config.benchmark_folder = name
+        return config
     shape = (dict(vocab_size=50265) if name == "roberta-base" else
              dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128))
     if layers:
@@ -54,9 +66,18 @@ def model_config(name: str, layers: int | None = None, dropout: float = 0.1):
 
 
 def build(config, device):
-    from transformers import RobertaForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
     torch.manual_seed(0)
-    return RobertaForSequenceClassification(config).to(device)
+    folder = getattr(config, "benchmark_folder", None)
+    if folder:  # the folder's pretrained weights, a fresh head
+        return AutoModelForSequenceClassification.from_pretrained(folder, config=config).to(device)
+    return AutoModelForSequenceClassification.from_config(config).to(device)
+
+
+def targets(model) -> tuple[str, ...]:
+    """The query and value projections' module names (adapters/targets.py)."""
+    from adapters.targets import resolve_targets
+    return resolve_targets(model, ("query", "value"))
 
 
 def matmul_params(config) -> int:
@@ -65,17 +86,22 @@ def matmul_params(config) -> int:
     return config.num_hidden_layers * (4 * d * d + 2 * d * f)
 
 
-def batches(n: int, batch: int, max_len: int, vocab: int, seed: int, pad_to_max: bool) -> list[dict]:
-    """n batches with GLUE-like lengths, each padded to its longest (or to max_len)."""
+def batches(n: int, batch: int, max_len: int, config, seed: int, pad_to_max: bool) -> list[dict]:
+    """n batches with GLUE-like lengths, each padded to its longest (or to max_len); sentence pairs
+    (token types 0 then 1, from the middle on) for a model with token types."""
+    vocab, pad = config.vocab_size, config.pad_token_id if config.pad_token_id is not None else 1
+    pairs = getattr(config, "type_vocab_size", 1) > 1
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
         lengths = torch.exp(math.log(36) + 0.5 * torch.randn(batch, generator=g)).round().clamp(5, max_len).long()
         width = max_len if pad_to_max else int(lengths.max())
         mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
-        ids = torch.randint(3, vocab, (batch, width), generator=g) * mask + (1 - mask)  # pad id 1
+        ids = torch.randint(3, vocab, (batch, width), generator=g) * mask + pad * (1 - mask)
         ids[:, 0] = 0
         out.append({"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 2, (batch,), generator=g)})
+        if pairs:
+            out[-1]["token_type_ids"] = (torch.arange(width)[None, :] >= (lengths[:, None] // 2)).long() * mask
     return out
 
 
@@ -103,11 +129,12 @@ class Baseline(Setup):
     def __init__(self, config, args, device, total: int):
         from peft import LoraConfig, get_peft_model
         self.label, self.runs, self.device = "PEFT LoRA, plain loop, padded to L", 1, device
-        self.model = get_peft_model(build(config, device), LoraConfig(
-            r=8, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS"))
+        model = build(config, device)
+        self.model = get_peft_model(model, LoraConfig(
+            r=8, lora_alpha=8, target_modules=list(targets(model)), lora_dropout=args.dropout, task_type="SEQ_CLS"))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=5e-4, fused=True)  # one kernel, as on CUDA
-        self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, 0, pad_to_max=True)]
+        self.streams = [batches(total, args.batch_size, args.max_len, config, 0, pad_to_max=True)]
         self.model.train()
 
     def run(self, first: int, count: int) -> None:
@@ -115,7 +142,7 @@ class Baseline(Setup):
         for batch in self.streams[0][first:first + count]:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with amp:
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             task_loss(logits, batch["labels"]).backward()
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.optimizer.step()
@@ -127,10 +154,11 @@ class Ours(Setup):
     run is a pack of one)."""
 
     def __init__(self, config, args, device, runs: int, total: int):
-        self.label, self.runs, self.device = f"ours, pack of {runs}" if runs > 1 else "ours, 1 run", runs, device
+        self.label, self.runs, self.device = (f"fused engine, pack of {runs}" if runs > 1 else "fused engine, 1 run",
+                                              runs, device)
         model = build(config, device)
         adapters.inject(model, args.method, rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
-        self.pack = Pack(model, "classifier")
+        self.pack = Pack(model, adapters.find_head(model)[0])
         cfg = lambda k: SimpleNamespace(seed=k, lr=5e-4, optim=OPTIM)  # noqa: E731
         first = self.pack.add(cfg(0), None, model)
         for k in range(1, runs):  # the same shapes; the values do not matter for speed
@@ -144,7 +172,7 @@ class Ours(Setup):
         self.net = self.pack.use_pack(self.members, self.bank)
         if args.compile:
             self.net = torch.compile(self.net, dynamic=None)
-        self.streams = [batches(total, args.batch_size, args.max_len, config.vocab_size, k, pad_to_max=False)
+        self.streams = [batches(total, args.batch_size, args.max_len, config, k, pad_to_max=False)
                         for k in range(runs)]
         self.progress = SimpleNamespace(step=lambda *a, **k: None)
 
@@ -159,6 +187,27 @@ class Ours(Setup):
                     log_every=10**9, progress=self.progress)
 
 
+class Reference(Setup):
+    """The reference engine (training/reference.py): one run of `args.method` through Transformers'
+    own forward and nn.Dropout, torch's AdamW, transformers' schedule; batches padded to their longest."""
+
+    def __init__(self, config, args, device, total: int):
+        from training.reference import Solo
+        self.label, self.runs, self.device = "reference engine, 1 run", 1, device
+        model = build(config, device)
+        adapters.inject(model, args.method, rank=8, alpha=8, targets=targets(model), dropout=args.dropout)
+        self.solo = Solo(model)
+        self.member = Member(SimpleNamespace(seed=0, lr=5e-4, optim=OPTIM), None, {}, None)
+        self.solo.prepare([self.member], total_steps=total, warmup_steps=math.ceil(0.06 * total), device=device)
+        self.streams = [batches(total, args.batch_size, args.max_len, config, 0, pad_to_max=False)]
+        self.progress = SimpleNamespace(step=lambda *a, **k: None)
+
+    def run(self, first: int, count: int) -> None:
+        from training.reference import train_epoch as reference_epoch
+        reference_epoch(self.solo.model, self.member, self.streams[0][first:first + count], device=self.device,
+                        precision="bf16", max_grad_norm=1.0, log_every=10**9, progress=self.progress)
+
+
 def measure(setups: list[Setup], args, device) -> list[dict]:
     """Warm every setup up, count its launches, then time them round-robin: `rounds` rounds of
     `steps` steps each, so that drifts of the machine hit them all alike."""
@@ -170,8 +219,11 @@ def measure(setups: list[Setup], args, device) -> list[dict]:
         stats[id(setup)]["warmup_s"] = time.perf_counter() - start
         launches, ops = count_launches(setup.run, args.warmup, 2)
         stats[id(setup)]["launches_per_step"] = launches / 2
+        syncs, kinds = count_host_syncs(setup.run, args.warmup + 2, 2)
+        stats[id(setup)]["host_syncs_per_step"] = syncs / 2
+        stats[id(setup)]["host_syncs"] = dict(kinds)
         stats[id(setup)]["top_ops"] = dict(ops.most_common(8))
-    position = args.warmup + 2
+    position = args.warmup + 4
     for _ in range(args.rounds):
         for setup in setups:
             sync(device)
@@ -199,14 +251,15 @@ def summarise(setup: Setup, stat: dict, args) -> dict:
     rate = examples / seconds
     return {"setup": setup.label, "runs": setup.runs, "examples_s": rate, "real_tok_s": real / seconds,
             "processed_tok_s": processed / seconds, "real_token_fraction": real / processed,
-            "launches_per_step": stat["launches_per_step"], "mfu_798": flops / seconds / PEAK_798,
+            "launches_per_step": stat["launches_per_step"], "host_syncs_per_step": stat["host_syncs_per_step"],
+            "host_syncs": stat["host_syncs"], "mfu_798": flops / seconds / PEAK_798,
             "h100_h_per_seed": LORA_PASS_EXAMPLES / rate / 3600, "warmup_s": stat["warmup_s"],
             "top_ops": stat["top_ops"]}
 
 
 def separate_processes(count: int, argv: list[str]) -> dict:
     """`count` lone runs in as many processes at once; their summed rate."""
-    worker = [sys.executable, __file__, *argv, "--packs", "1", "--no-baseline", "--processes", "0",
+    worker = [sys.executable, __file__, *argv, "--packs", "1", "--no-baseline", "--no-reference", "--processes", "0",
               "--worker", "--json", "-"]
     procs = [subprocess.Popen(worker, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     rows = [json.loads(p.communicate()[0].strip().splitlines()[-1])[0] for p in procs]
@@ -218,8 +271,10 @@ def separate_processes(count: int, argv: list[str]) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["roberta-base", "tiny"], default=None,
-                        help="default: roberta-base on CUDA, tiny on CPU")
+    parser.add_argument("--model", default=None,
+                        help="roberta-base or tiny (random RoBERTa weights), or a local model folder "
+                             "(its pretrained weights; token types for a model with them). "
+                             "Default: roberta-base on CUDA, tiny on CPU")
     parser.add_argument("--layers", type=int, default=None, help="override the number of layers (12: roberta-base's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--packs", default="1,8,16", help="pack sizes K to measure")
@@ -234,6 +289,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--compile", action="store_true", help="torch.compile our packed model")
     parser.add_argument("--processes", type=int, default=0, help="also time this many separate lone processes")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the reference engine's run")
     parser.add_argument("--json", default=None, help="write the rows to this file ('-': stdout)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -242,9 +298,15 @@ def main(argv=None) -> list[dict]:
         torch.backends.cuda.matmul.allow_tf32 = True
     args.config = config = model_config(args.model or ("roberta-base" if device.type == "cuda" else "tiny"),
                                         args.layers, args.dropout)
-    total = args.warmup + 2 + args.rounds * args.steps
+    total = args.warmup + 4 + args.rounds * args.steps
     setups: list[Setup] = [] if args.no_baseline else [Baseline(config, args, device, total)]
-    setups += [Ours(config, args, device, int(k), total) for k in args.packs.split(",")]
+    setups += [] if args.no_reference else [Reference(config, args, device, total)]
+    from training.engine import fused_refusal
+    refusal = fused_refusal(config, args.method)
+    if refusal:  # engine=auto trains it on the reference engine; a pack's runs one after another
+        print(f"# fused engine not measured: {refusal}", file=sys.stderr)
+    else:
+        setups += [Ours(config, args, device, int(k), total) for k in args.packs.split(",")]
     rows = measure(setups, args, device)
     if args.processes:
         passed = [a for a in (argv if argv is not None else sys.argv[1:])]
@@ -260,11 +322,12 @@ def main(argv=None) -> list[dict]:
           f"batch {args.batch_size}/run, L <= {args.max_len}, dropout {args.dropout}, "
           f"{args.rounds}×{args.steps} timed steps after {args.warmup}, compile={args.compile}")
     header = ("setup", "runs", "examples/s", "real tok/s", "processed tok/s", "real/processed", "launches/step",
-              "MFU@798", "H100-h/seed", "x baseline")
+              "host syncs/step", "MFU@798", "H100-h/seed", "x baseline")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
         print(f"| {r['setup']} | {r['runs']} | {r['examples_s']:,.0f} | {r['real_tok_s']:,.0f} | "
               f"{r['processed_tok_s']:,.0f} | {r['real_token_fraction']:.2f} | {r['launches_per_step']:,.0f} | "
+              f"{r.get('host_syncs_per_step', float('nan')):.1f} | "
               f"{r['mfu_798']:.1%} | {r['h100_h_per_seed']:.2f} | {r['ratio_to_baseline']:.2f} |")
     print("MFU counts real tokens only; H100-h/seed: one seed of the LoRA-paper GLUE pass at this total rate.")
     if args.json:

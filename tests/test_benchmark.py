@@ -17,15 +17,26 @@ def test_benchmark_writes_every_field(tmp_path):
                          cwd=HARNESS_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = json.loads(path.read_text())
-    assert [r["setup"] for r in rows] == ["PEFT LoRA, plain loop, padded to L", "ours, 1 run", "ours, pack of 2"]
-    assert [r["runs"] for r in rows] == [1, 1, 2]
+    assert [r["setup"] for r in rows] == ["PEFT LoRA, plain loop, padded to L", "reference engine, 1 run",
+                                          "fused engine, 1 run", "fused engine, pack of 2"]
+    assert [r["runs"] for r in rows] == [1, 1, 1, 2]
     for r in rows:
         assert set(throughput.FIELDS) <= r.keys()
         assert r["examples_s"] > 0 and 0 < r["real_token_fraction"] <= 1 and r["launches_per_step"] > 0
+        assert r["host_syncs_per_step"] >= 0
         assert r["real_tok_s"] == r["processed_tok_s"] * r["real_token_fraction"] or \
             math.isclose(r["real_tok_s"], r["processed_tok_s"] * r["real_token_fraction"])
     assert rows[0]["ratio_to_baseline"] == 1.0
-    assert "| ours, pack of 2 |" in out.stdout
+    assert "| fused engine, pack of 2 |" in out.stdout
+
+
+def test_host_sync_counter_counts_scalar_reads():
+    import torch
+
+    from benchmarks.launches import count_host_syncs
+    x = torch.ones(4)
+    syncs, kinds = count_host_syncs(lambda: (x.sum().item(), (x > 0).nonzero(), x * 2))
+    assert syncs == 2 and kinds == {"_local_scalar_dense": 1, "nonzero": 1}
 
 
 def test_launch_counter_counts_kernels_not_views():

@@ -59,7 +59,7 @@ def fit(engine, members: list[Member], data: RunData, task, device, pad_token_id
             engine.net(members)
             loaders = [data.train_loader(epoch, m.cfg.seed) for m in members]
             loaders[0] = progress.track(loaders[0])  # the bar moves at each batch
-            stats = engine.train_epoch(net, members, loaders, epoch=epoch, pad_token_id=pad_token_id,
+            stats = train_epoch(engine, net, members, loaders, epoch=epoch, pad_token_id=pad_token_id,
                                        device=device, precision=cfg.precision,
                                        max_grad_norm=cfg.optim.max_grad_norm, log_every=cfg.log_every,
                                        progress=progress, grad_accumulation=cfg.grad_accumulation, **options)
@@ -90,6 +90,11 @@ def fit(engine, members: list[Member], data: RunData, task, device, pad_token_id
         adapters.load_trainable(engine.use(member), member.directory / "adapter.safetensors")
     if live:
         write_all_predictions(engine.net(members), members, data, device, cfg.precision)
+
+
+def train_epoch(engine, net, members: list[Member], loaders, **options) -> dict:
+    """One epoch on `engine` (the reference engine's or the fused engine's own loop)."""
+    return engine.train_epoch(net, members, loaders, **options)
 
 
 def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:

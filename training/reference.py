@@ -88,7 +88,7 @@ def train_epoch(model, member, loader, *, device, precision, max_grad_norm, log_
     examples, steps, step, start = 0, len(loader), 0, time.perf_counter()
     for step, batch in enumerate(loader, start=1):
         labels = batch["labels"].to(device, non_blocking=True)
-        loss = loop.task_loss(loop.forward(model, batch, device, precision).unsqueeze(0), labels.unsqueeze(0))[0]
+        loss = loop.task_loss(loop.forward(model, batch, device, precision).unsqueeze(0), labels.unsqueeze(0)).sum()  # (one run)
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
         (loss / group_size).backward()
