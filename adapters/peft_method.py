@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -192,6 +193,36 @@ def step_hook(model: nn.Module, global_step: int) -> None:
     tuner = getattr(model, "base_model", None)
     if hasattr(tuner, "update_and_allocate"):
         tuner.update_and_allocate(global_step)
+
+
+def attach_regulariser(model: nn.Module):
+    """A function giving the method's own loss term of the last training forward, or None when the
+    method has none. AdaLoRA's orthogonal regulariser is computed by PEFT's AdaLoraModel.forward, which
+    adds it only to a loss the wrapped model returns (from labels); the harness computes its loss from
+    the logits. So a hook gives the wrapped model's training output a zero loss, PEFT adds
+    ``orth_reg_weight`` × its regulariser to it, and the returned function hands that sum over once."""
+    tuner = getattr(model, "base_model", None)
+    if not hasattr(tuner, "update_and_allocate"):
+        return None
+    held: list[torch.Tensor] = []
+
+    def keep(module, args, output):
+        if module.training:
+            held[:] = [output.loss]
+
+    # AdaLoraModel.forward calls `self.model.forward(...)` directly, past any hook: the wrapped model's
+    # forward itself is replaced, as a method bound to it (a deep copy binds it to the copy)
+    tuner.model.forward = types.MethodType(_forward_with_zero_loss, tuner.model)
+    tuner.register_forward_hook(keep)
+    return lambda: held.pop() if held else 0.0
+
+
+def _forward_with_zero_loss(self, *args, **kwargs):
+    """The model's own forward; in training, an output without a loss gets a zero one to add to."""
+    output = type(self).forward(self, *args, **kwargs)
+    if self.training and getattr(output, "loss", None) is None:
+        output.loss = output.logits.new_zeros(())
+    return output
 
 
 def export_native(model: nn.Module, directory: str | Path, base_model_name_or_path: str | None = None) -> Path:

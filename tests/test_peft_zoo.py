@@ -111,6 +111,35 @@ def test_adalora_budget_schedule_prunes_ranks():
     assert model.peft_config["default"].rank_pattern  # the final allocation PEFT saves with the adapter
 
 
+def test_adalora_regulariser_is_peft_s_own_term(tmp_path):
+    """What the harness adds to its loss is what PEFT adds to a loss computed from labels:
+    orth_reg_weight × the mean ‖AAᵀ − I‖ / ‖BᵀB − I‖ (PEFT's AdaLoraModel.forward)."""
+    import torch.nn.functional as F
+
+    model = built("adalora").train()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.3)  # away from PEFT's zero init, where BᵀB − I = −I
+    term = peft_method.attach_regulariser(model)
+    labels = torch.tensor([0, 1, 1])
+    torch.manual_seed(0)  # the same dropout masks in both forwards
+    out = model(input_ids=X, attention_mask=torch.ones_like(X), labels=labels)
+    peft_term = out.loss - F.cross_entropy(out.logits, labels)
+    term()  # (that forward's, already counted in out.loss)
+    torch.manual_seed(0)
+    model(input_ids=X, attention_mask=torch.ones_like(X))
+    ours = term()
+    assert float(ours.detach()) > 0.1 and ours.requires_grad
+    torch.testing.assert_close(ours, peft_term, rtol=1e-5, atol=1e-6)
+    assert term() == 0.0  # handed over once
+    model.eval()(input_ids=X)
+    assert term() == 0.0 and peft_method.attach_regulariser(built("dora")) is None
+    from transformers import AutoModelForSequenceClassification
+    merged = AutoModelForSequenceClassification.from_pretrained(str(export_merged(model, tmp_path))).eval()
+    torch.testing.assert_close(logits(merged), logits(model), rtol=1e-4, atol=1e-5)  # the copy's own forward
+
+
 def test_adalora_without_a_schedule_is_an_error():
     with pytest.raises(peft_method.PeftConfigError, match="total_steps"):
         build_model(config("adalora"), 2)

@@ -34,7 +34,7 @@ from training.fit import fit
 from training.loop import optimizer_steps, set_precision
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, build_pack
-from training.reference import Solo, register_after_step
+from training.reference import Solo, register_after_step, register_extra_loss
 from training.pack_rules import check_packable
 from training.schema import check_task_overrides, validate
 
@@ -126,6 +126,7 @@ def train_members(cfgs, directories, starts, todo, task, choice: engine.Choice) 
         model = build_model(cfgs[i], task.num_labels, init_state, total_steps=total_steps).to(device)
         if peft_method.is_peft(model):  # the method's own schedule (AdaLoRA's rank budget) after each step
             register_after_step(model, functools.partial(peft_method.step_hook, model))
+            register_extra_loss(model, peft_method.attach_regulariser(model))  # None: no term
         trainer = Solo(model)
         built = [Member(cfgs[i], directories[i], dict(adapters.adapter_layers(model)), adapters.find_head(model)[1])]
     members = dict(zip(todo, built))
