@@ -29,13 +29,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(model: torch.nn.Module, lr: float, optim, device: torch.device):
     """torch's AdamW over the trainable parameters with the harness's weight-decay rule
-    (training.fused.decayed); the training loop itself steps a fused bank instead."""
+    (training.fused.decayed), its fused kernel (one per step; on CUDA and CPU). The reference engine
+    steps it (training/reference.py); the fused engine steps a bank instead (training/fused.py)."""
     flags = decayed(model)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if flags[id(p)]], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if not flags[id(p)]], "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(optim.betas),
-                             eps=optim.eps, fused=device.type == "cuda")
+                             eps=optim.eps, fused=device.type in ("cuda", "cpu"))
 
 
 PRECISIONS = ("bf16", "fp32")

@@ -64,11 +64,13 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
         validate(cfg)
     check_packable(cfgs)
     choice = engine.choose(cfgs[0], pick_device(cfgs[0].device))  # engine=fused where not allowed: refused here
-    if choice.reason:
-        log.info("%s", choice.reason)
     task = get_task(cfgs[0].task.name)
     directories = [rundir.run_dir(cfg) for cfg in cfgs]
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
+    if choice.reason:  # (logged once the runs are sure to start: a log line lands in their train.log)
+        log.info("%s", choice.reason)
+    if choice.engine == "reference" and len(cfgs) > 1:
+        log.info("the %d runs of the pack train one after another, each exactly as alone", len(cfgs))
     with rundir.lock_runs(directories), stop_on_sigterm():  # one process per run, whatever launched it
         todo = [i for i, (cfg, directory) in enumerate(zip(cfgs, directories)) if needs_training(cfg, directory)]
         groups = ([todo] if choice.engine == "fused" else [[i] for i in todo]) if todo else []
