@@ -32,6 +32,8 @@ class Method:
     - ``from_lora``: it continues a trained MNLI LoRA run (DeLoRA report, Table 3) instead of injecting
       afresh; its ``init_from`` run is a LoRA run.
     - ``square_only``: its layers need a square weight (SymLoRA).
+    - ``peft``: built through PEFT's own classes (adapters/peft_method.py, ``adapter.peft_type``), not
+      a layer of ours: trained by the reference engine, one run at a time, never packed.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Method:
     trains_backbone: bool = False
     from_lora: bool = False
     square_only: bool = False
+    peft: bool = False
 
     def __post_init__(self):  # frozen: the mappings too
         object.__setattr__(self, "layer_args", MappingProxyType(dict(self.layer_args)))
@@ -53,7 +56,7 @@ class Method:
     def fusable(self) -> bool:
         """Whether runs of this method may share one pass over a frozen backbone (a pack, the fused
         engine): the backbone stays frozen and every layer it adds is of the low-rank form."""
-        return not self.trains_backbone and (self.layer is None or self.low_rank)
+        return not self.trains_backbone and not self.peft and (self.layer is None or self.low_rank)
 
     def layer_class(self):
         """The layer class, imported now (this imports torch)."""
@@ -88,6 +91,18 @@ _ROWS = (
            layer="adapters.delora:DeLoRALayer", from_lora=True),
     Method("lora_head_only", "the trained MNLI LoRA kept frozen, only a new head trains",
            layer="adapters.lora:LoRALayer", from_lora=True),
+    # PEFT's methods (configs/adapter/<name>.yaml say where each default comes from)
+    Method("peft", "any PEFT method: adapter.peft_type=<PEFT type>, adapter.config={...}", peft=True),
+    Method("dora", "Liu et al.: LoRA with the weight's magnitude and direction apart (PEFT use_dora)", peft=True),
+    Method("pissa", "Meng et al.: LoRA initialised from W0's principal singular vectors (PEFT)", peft=True),
+    Method("vera", "Kopiczko et al.: shared frozen random A, B; trained scaling vectors (PEFT)", peft=True),
+    Method("adalora", "Zhang et al.: SVD-form LoRA whose rank budget is reallocated while training (PEFT)",
+           peft=True),
+    Method("ia3", "Liu et al.: (IA)³, learned rescaling vectors of keys, values and the feed-forward (PEFT)",
+           peft=True, takes_rank=False),
+    Method("loha", "Hyeon-Woo et al.: low-rank Hadamard product update (PEFT)", peft=True),
+    Method("lokr", "Edalati et al.: low-rank Kronecker product update (PEFT)", peft=True),
+    Method("oft", "Qiu et al.: orthogonal fine-tuning, block-diagonal orthogonal rotations (PEFT)", peft=True),
 )
 
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _ROWS})

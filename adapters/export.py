@@ -7,7 +7,8 @@
   SymLoRA while lambda is 1 (``lora_B = s·Q diag(Λ)``, ``lora_A = Qᵀ``).  The scaling is folded into
   ``lora_B`` and ``lora_alpha = r``.  The head (with its extras, e.g. DistilBERT's ``pre_classifier``) is saved as
   PEFT's ``modules_to_save``.
-  Writing needs only json + safetensors: peft is *not* imported.
+  Writing needs only json + safetensors: peft is *not* imported. A model of a PEFT method
+  (adapters/peft_method.py) is written by PEFT itself (``save_pretrained``), any method it has.
 - :func:`export_merged` saves the merged model with ``save_pretrained`` (any method, including
   SymLoRA with lambda != 1, bitfit and full fine-tuning).
 """
@@ -20,6 +21,7 @@ from torch import nn
 
 from .inject import adapter_layers, find_head, head_modules, head_param_ids
 from .merge import merge
+from .peft_method import export_merged as export_peft_merged, export_native, is_peft
 
 
 def export_peft(model: nn.Module, directory: str | Path,
@@ -27,6 +29,8 @@ def export_peft(model: nn.Module, directory: str | Path,
     """Write ``model``'s adapters + head as a PEFT LoRA adapter directory; return its path."""
     from safetensors.torch import save_file
 
+    if is_peft(model):  # a PEFT method: PEFT's own folder (save_pretrained)
+        return export_native(model, directory, base_model_name_or_path)
     layers = list(adapter_layers(model))
     if not layers:
         raise ValueError("export_peft: model has no adapter layers; use export_merged")
@@ -86,6 +90,8 @@ def export_peft(model: nn.Module, directory: str | Path,
 
 def export_merged(model: nn.Module, directory: str | Path) -> Path:
     """Save the merged copy of ``model`` (plain HF model, ``save_pretrained``, safetensors)."""
+    if is_peft(model):  # a PEFT method: PEFT's merge_and_unload
+        return export_peft_merged(model, directory)
     merged = merge(model)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

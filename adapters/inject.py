@@ -156,6 +156,9 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
 def count_trainable(model: nn.Module) -> dict[str, int]:
     """Trainable parameters: ``adapter`` (everything trainable outside the head — the papers'
     convention), ``head`` (all of :func:`head_modules`) and ``with_head`` (their sum)."""
+    if hasattr(model, "peft_config"):  # a PEFT method: PEFT's own count (adapters/peft_method.py)
+        from .peft_method import count_trainable as count_peft
+        return count_peft(model)
     head_ids = head_param_ids(model)
     adapter = head = 0
     for p in model.parameters():

@@ -390,7 +390,11 @@ def build_preset(preset: Preset, runs: pd.DataFrame, choices: list[dict], publis
     chosen = {k: v for k, v in chosen.items() if k[0] in {e.label for e in keep}}
     messages = _messages(preset, runs, keep, tasks, long, test_scores, left_out)
     disp = _display(preset, keep, tasks, long)
-    cmp_df, cmp_note = _compare(preset, keep, tasks, chosen, opts, col, ci, center)
+    if preset.compare_each_to:  # every row against one (reporting/peft_zoo.py)
+        from .peft_zoo import compare_each
+        cmp_df, cmp_note = compare_each(preset, keep, tasks, chosen, opts, col, ci, center)
+    else:
+        cmp_df, cmp_note = _compare(preset, keep, tasks, chosen, opts, col, ci, center)
     return PresetResult(preset, long, disp, cmp_df, cmp_note, chosen, keep, messages, ci, center, left_out)
 
 

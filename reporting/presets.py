@@ -55,6 +55,8 @@ class Preset:
     caption: str = ""                      # what a paper can keep under the table
     note: str = ""
     grid: str | None = None                # the sweep grid; set to ``name`` for a paper preset (one name)
+    compare_each_to: str | None = None     # every row against this one (instead of `compare`'s pair)
+    frontier: bool = False                 # the efficiency frontier figure (reporting/frontier.py)
 
     @property
     def experiment(self) -> str | None:
@@ -213,6 +215,10 @@ _add(Preset(
     caption=_LORA_CAPTION.format(reading="8 × the table's batch size per optimiser step (the released "
                                          "scripts' 8 processes; one device accumulates 8 batches)"),
 ))
+
+from .peft_zoo import PEFT_ZOO  # noqa: E402  (a module of its own: it needs Entry and Preset above)
+
+_add(PEFT_ZOO)
 
 SUMMARY_NAMES = ("all", "summary")
 PAPER_PRESETS = list(PRESETS)

@@ -11,6 +11,7 @@ import pandas as pd
 from .build import Options, PresetResult, build_preset
 from .collect import collect_runs, load_choices
 from .figures import bar_chart, difference_chart, layer_norm_figure, learning_curves
+from .frontier import frontier_figure
 from .presets import PAPER_PRESETS, Preset, get_preset
 from .published import ReportInputError, load_published, load_test_scores
 from .selection import best_seed_run
@@ -217,6 +218,12 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
         if written:
             echo("figures: " + ", ".join(str(p) for p in written))
 
+    if opts.figures and preset.frontier:
+        written = frontier_figure(res.long, [t for t in preset.tasks if t != "mnli_mm"], results_dir / "figures",
+                                  f"{name}_frontier", preset.title)
+        if written:
+            echo("frontier: " + ", ".join(str(p) for p in written))
+
     if opts.submission:
         _submission(res, results_dir, opts.selection, opts.submission_partial, echo)
     return res
@@ -224,6 +231,8 @@ def report_preset(name: str, results_dir: Path, runs: pd.DataFrame, choices, pub
 
 def _compare_caption(res: PresetResult, opts: ReportOptions) -> str:
     a, b = res.compare["a"].iloc[0], res.compare["b"].iloc[0]
+    if "method" in res.compare:  # every method against one (preset.compare_each_to)
+        a = "Each method"
     interval = CI_DESCRIPTION[res.ci].format(center=res.center)
     test = ("the two-sided Mann-Whitney U test p (rank-based, for medians)" if res.center == "median"
             else "the two-sided Welch t-test p")
@@ -241,8 +250,9 @@ def _compare_latex(cmp_disp: pd.DataFrame, long: pd.DataFrame, center: str) -> p
     tasks = list(long["task"].unique()) if "task" in long else []
     from .build import task_name
 
+    methods = {"Method": cmp_disp["method"]} if "method" in cmp_disp else {}
     return pd.DataFrame({
-        "Task": [task_name(t, tasks) for t in cmp_disp["task"]],
+        **methods, "Task": [task_name(t, tasks) for t in cmp_disp["task"]],
         "a: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_a"], cmp_disp["ci_a"])],
         "a: n": cmp_disp["n_a"], "b: ours": [f"{v} {c}" for v, c in zip(cmp_disp["value_b"], cmp_disp["ci_b"])],
         "b: n": cmp_disp["n_b"], "a − b": cmp_disp["diff"],

@@ -71,6 +71,8 @@ def fused_refusal(config, method: str) -> str | None:
         return f"hidden_act={config.hidden_act!r}: training/flat.py's feed-forward block is GELU"
     if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
         return "a decoder configuration (is_decoder/add_cross_attention)"
+    if methods.get(method).peft:
+        return f"adapter={method} trains through PEFT's own modules, which the fused engine does not compute"
     if not fusable_method(method):
         return f"adapter={method} trains the backbone's own tensors, which the fused engine shares"
     return None

@@ -45,7 +45,7 @@ def load_run(directory: str | Path, overrides: list[str] | tuple[str, ...] = ())
     init_from = metrics["hyperparameters"].get("init_from")
     # LoRA-of-LoRA is built around the MNLI LoRA it continues; the other methods from their own file.
     init_state = load_init_state(Path(init_from)) if cfg.adapter.name in FROM_LORA else None
-    model = build_model(cfg, task.num_labels, init_state)
+    model = build_model(cfg, task.num_labels, init_state, total_steps=1)  # a schedule (AdaLoRA's) is not used here
     adapters.load_trainable(model, directory / "adapter.safetensors")
     device = pick_device(cfg.device)
     return FinishedRun(directory, cfg, metrics, task, model.to(device).eval(), build_tokenizer(cfg), device)
@@ -142,7 +142,7 @@ tags:
 ---
 # {base} · {m["method"]} on GLUE {m["task"].upper()}
 
-{"The adapter merged into the weights." if merged else "A PEFT LoRA adapter with its classification head."}
+{"The adapter merged into the weights." if merged else f"A PEFT {m.get('peft_type', 'LORA')} adapter with its classification head."}
 Trained with the glue-adapters harness: method `{m["method"]}`, rank {hp["rank"]}, alpha {hp["alpha"]},
 learning rate {hp["lr"]}, batch size {hp["batch_size"]}, {hp["epochs"]} epochs, max length {hp["max_seq_len"]},
 seed {m["seed"]}{f", started from {hp['init_from']}" if hp.get("init_from") else ""}. Best epoch {m["best_epoch"]}.

@@ -6,15 +6,17 @@ import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 import adapters
 import methods
+from adapters import peft_method
 from adapters.baselines import BASELINES
 from adapters.targets import architecture, resolve_targets
 from training.config import resolve_path
+
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,11 @@ def build_tokenizer(cfg: DictConfig):
     return AutoTokenizer.from_pretrained(model_source(cfg))
 
 
-def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Tensor] | None = None):
-    """The backbone with a fresh head seeded by the run's seed, and the adapter injected."""
+def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Tensor] | None = None,
+                total_steps: int | None = None):
+    """The backbone with a fresh head seeded by the run's seed, and the adapter injected (a PEFT
+    method: wrapped by PEFT, adapters/peft_method.py; `total_steps`, the run's optimiser steps, sets
+    the schedule of a method that has one: AdaLoRA)."""
     source = model_source(cfg)
     kwargs = {"num_labels": num_labels}
     if num_labels == 1:
@@ -70,6 +75,12 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
         init_state = {k: v for k, v in init_state.items() if not k.startswith(heads)}
 
     method = cfg.adapter.name
+    if methods.get(method).peft:
+        adapter = OmegaConf.to_container(cfg.adapter, resolve=True)
+        model = peft_method.build(model, adapter, seed=cfg.seed, total_steps=total_steps)
+        if init_state is not None:
+            peft_method.load_state(model, peft_method.without_head(init_state))
+        return model
     options = dict(cfg.adapter.get("options") or {})
     targets = tuple(cfg.adapter.targets) if method in BASELINES else resolve_targets(model, cfg.adapter.targets)
     shape = dict(rank=cfg.adapter.rank, alpha=cfg.adapter.alpha, targets=targets,

@@ -55,6 +55,9 @@ def check_packable(cfgs: list[DictConfig]) -> None:
             keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
             raise ValueError(f"runs of a pack may differ only in {', '.join(MEMBER_KEYS)}; these differ "
                              f"too: {keys}")
+    if methods.get(cfgs[0].adapter.name).peft:
+        raise ValueError(f"adapter={cfgs[0].adapter.name} trains through PEFT's own modules, which a pack "
+                         "cannot share: its runs train one at a time (train.py without pack.*)")
     if not packable(cfgs[0].adapter.name):
         why = "trains the backbone itself" if methods.get(cfgs[0].adapter.name).trains_backbone else \
             "has layers the packed kernels do not compute (not of the low-rank form)"

@@ -6,10 +6,13 @@ The model is ``training.model.build_model``'s output: a Transformers ``*ForSeque
 Face Trainer does:
 
     loss = task loss of model(**batch).logits        (cross-entropy, or MSE for STS-B)
+           + the method's own term, if it registered one (AdaLoRA's orthogonal regulariser)
     (loss / batches in the group).backward()         (gradient accumulation)
     clip_grad_norm_(trainable, max_grad_norm)
-    AdamW step; linear warmup-decay schedule step; zero_grad
-    after_step(model, step)                          (a method's own hook, if it registered one)
+    AdamW step; linear warmup-decay schedule step
+    after_step(model, step)                          (a method's own hook, if it registered one: it
+                                                      sees the step's gradients, as AdaLoRA needs)
+    zero_grad
 
 The trainable tensors are exactly those with ``requires_grad``; dropout draws from torch's global
 generator, which the run seeds at its start (training/run.py ``seed_everything``) and checkpoints
@@ -33,6 +36,19 @@ def register_after_step(model: torch.nn.Module, hook) -> None:
     """Have ``hook(global_step)`` called after each optimiser step of `model` (e.g. PEFT's AdaLoRA,
     whose ``update_and_allocate(step)`` re-allocates ranks as it trains)."""
     object.__setattr__(model, AFTER_STEP, hook)  # a plain attribute: not a submodule, not in state_dict
+
+
+EXTRA_LOSS = "harness_extra_loss"  # a method's own loss term (AdaLoRA's orthogonal regulariser)
+
+
+def register_extra_loss(model: torch.nn.Module, term) -> None:
+    """Have ``term()`` (the method's own loss term of the last forward) added to each batch's loss."""
+    object.__setattr__(model, EXTRA_LOSS, term)
+
+
+def extra_loss(model: torch.nn.Module):
+    term = getattr(model, EXTRA_LOSS, None)
+    return term() if callable(term) else 0.0
 
 
 def after_step(model: torch.nn.Module, global_step: int) -> None:
@@ -87,6 +103,7 @@ def train_epoch(model, member, loader, *, device, precision, max_grad_norm, log_
     for step, batch in enumerate(loader, start=1):
         labels = batch["labels"].to(device, non_blocking=True)
         loss = loop.task_loss(loop.forward(model, batch, device, precision).unsqueeze(0), labels.unsqueeze(0)).sum()  # (one run)
+        loss = loss + extra_loss(model)  # a method's own term (register_extra_loss), 0 for most
         group_start = (step - 1) // grad_accumulation * grad_accumulation
         group_size = min(grad_accumulation, steps - group_start)
         (loss / group_size).backward()
@@ -95,8 +112,9 @@ def train_epoch(model, member, loader, *, device, precision, max_grad_norm, log_
                 torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
             optimizer.step()
             scheduler.step()
+            # the schedule counts optimiser steps; before zero_grad: AdaLoRA's hook reads the gradients
+            after_step(model, scheduler.last_epoch)
             optimizer.zero_grad(set_to_none=True)
-            after_step(model, scheduler.last_epoch)  # the schedule counts optimiser steps
         loss_sum += loss.detach()
         examples += len(labels)
         if step % log_every == 0 or step == steps:

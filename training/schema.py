@@ -16,7 +16,9 @@ import methods
 from glue.tasks import TASKS
 
 ADAPTERS = methods.names()  # methods.py
-LOW_RANK = methods.names(takes_rank=True)  # they need a rank and targets
+LOW_RANK = methods.names(takes_rank=True, peft=False)  # they need a rank and targets
+# Methods built through PEFT's own classes (adapters/peft_method.py): `peft` takes any adapter.peft_type.
+PEFT_ADAPTERS = methods.names(peft=True)
 LOGGERS = ("none", "tensorboard", "wandb", "mlflow")  # training/loggers.py
 PRECISIONS = ("bf16", "fp32")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -116,7 +118,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "adapter.name": one_of(*ADAPTERS),
     "adapter.rank": integer(0),
     "adapter.alpha": number(0, low_open=False),
-    "adapter.targets": string_list(),
+    "adapter.targets": optional(string_list()),  # null only for PEFT methods: PEFT's default for the model
+    "adapter.peft_type": text(),
     "adapter.dropout": number(0, 1, low_open=False, high_open=True),
     "model.name_or_path": text(),
     "model.random_init": boolean(),
@@ -148,6 +151,10 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"adapter.rank={adapter.get('rank')!r}: adapter={adapter.get('name')} needs a rank ≥ 1")
     if adapter.get("name") in LOW_RANK and not adapter.get("targets"):
         problems.append(f"adapter.targets=[]: adapter={adapter.get('name')} needs at least one target layer")
+    if adapter.get("name") in PEFT_ADAPTERS:
+        problems.extend(peft_problems(adapter))
+    elif "name" in adapter and adapter.get("targets", []) is None:
+        problems.append(f"adapter.targets=None: adapter={adapter.get('name')} needs a list (null is for PEFT methods)")
     betas = OmegaConf.select(cfg, "optim.betas", default=None)
     if betas is not None and not (len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)):
         problems.append(f"optim.betas={list(betas)!r}: expected two numbers in [0, 1)")
@@ -168,6 +175,19 @@ def raise_problems(problems: list[str]) -> None:
     """One line: `key=value: expected ...`, several joined by `; `."""
     if problems:
         raise ConfigError(("invalid configuration: " if len(problems) > 1 else "") + "; ".join(problems))
+
+
+def peft_problems(adapter) -> list[str]:
+    """The PEFT method's own check of its config (PEFT's message kept), before anything is written.
+    Imports PEFT (and torch) only for a PEFT adapter."""
+    from adapters.peft_method import PeftConfigError, check
+
+    plain = OmegaConf.to_container(adapter, resolve=True) if isinstance(adapter, DictConfig) else dict(adapter)
+    try:
+        check(plain)
+    except PeftConfigError as error:
+        return [str(error)]
+    return []
 
 
 # Top-level options that default to the task file's value (configs/train.yaml: ``lr: ${task.lr}``).
