@@ -102,7 +102,8 @@ _ROWS = (
            peft=True, takes_rank=False),
     Method("loha", "Hyeon-Woo et al.: low-rank Hadamard product update (PEFT)", peft=True),
     Method("lokr", "Edalati et al.: low-rank Kronecker product update (PEFT)", peft=True),
-    Method("oft", "Qiu et al.: orthogonal fine-tuning, block-diagonal orthogonal rotations (PEFT)", peft=True),
+    Method("oft", "Qiu et al.: orthogonal fine-tuning, block-diagonal orthogonal rotations (PEFT)", peft=True,
+           takes_rank=False),  # its size is oft_block_size
 )
 
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in _ROWS})

@@ -12,7 +12,7 @@ from torch import nn
 
 import methods
 
-BASELINES = methods.names(layer=None)  # the methods that add no layer
+BASELINES = methods.names(layer=None, peft=False)  # the methods that add no layer
 
 
 def set_baseline_trainable(model: nn.Module, method: str) -> None:

@@ -17,7 +17,7 @@ from .targets import architecture
 def injectable() -> tuple[str, ...]:
     """What `inject` builds: the methods of methods.py not built from a trained LoRA run (those that
     add a layer of their own, and the baselines)."""
-    return methods.names(from_lora=False)
+    return methods.names(from_lora=False, peft=False)
 
 
 METHODS = injectable()  # (the name the package exports)

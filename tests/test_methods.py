@@ -62,10 +62,13 @@ def test_the_former_lists_read_the_table():
     from training.model import FROM_LORA
 
     assert schema.ADAPTERS == methods.names()
-    assert set(schema.LOW_RANK) == set(methods.names()) - {"head_only", "bitfit", "full"}
+    ours = set(methods.names(peft=False))
+    assert set(schema.LOW_RANK) == ours - {"head_only", "bitfit", "full"}
+    assert set(schema.PEFT_ADAPTERS) == set(methods.names()) - ours
     assert BASELINES == ("head_only", "bitfit", "full")
     assert FROM_LORA == ("lora_of_lora", "lora_head_only")
-    assert [m for m in methods.names() if not pack_rules.packable(m)] == ["bitfit", "full"]
+    assert [m for m in methods.names(peft=False) if not pack_rules.packable(m)] == ["bitfit", "full"]
+    assert not any(pack_rules.packable(m) for m in methods.names(peft=True))
     assert methods.get("symlora").square_only and not methods.get("lora").square_only
     # a row whose layers are not of the low-rank form is not fusable, whatever else it is
     assert not methods.Method("x", "", layer="m:C", low_rank=False).fusable
