@@ -16,32 +16,16 @@ FREE = {"empty", "empty_strided", "empty_like", "detach", "alias", "lift_fresh",
         "set_", "resize_"}
 
 
-# Operators whose result the host must wait for: a scalar read (`.item()`, `float(t)`, `if t:`) and
-# operators whose output size depends on the values.
-HOST_SYNCS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2", "repeat_interleave"}
-
-
-def _device(x):
-    return getattr(x, "device", None)
-
-
 class LaunchCounter(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.ops: Counter[str] = Counter()
-        self.syncs: Counter[str] = Counter()  # host synchronisations (HOST_SYNCS, copies between devices)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func.overloadpacket.__name__
         if not (func.is_view or name in FREE):
             self.ops[name] += 1
-        if name in HOST_SYNCS:
-            self.syncs[name] += 1
-        elif name == "_to_copy" and "device" in kwargs and _device(args[0]) != kwargs["device"]:
-            self.syncs["copy between devices"] += 1
-        elif name == "copy_" and _device(args[0]) != _device(args[1]):
-            self.syncs["copy between devices"] += 1
         return func(*args, **kwargs)
 
     @property
@@ -57,8 +41,9 @@ def count_launches(fn, *args, **kwargs) -> tuple[int, Counter]:
 
 
 def count_host_syncs(fn, *args, **kwargs) -> tuple[int, Counter]:
-    """(host synchronisations, per-kind counts) of one call of `fn`: scalar reads, value-dependent
-    shapes and copies between devices (a CPU-only run has none of the last)."""
-    with LaunchCounter() as counter:
+    """(host synchronisations, counts by kind: copy, read, shape) of one call of `fn`, as
+    training/dispatch_count.py counts them."""
+    from training.dispatch_count import HostSyncs
+    with HostSyncs() as syncs:
         fn(*args, **kwargs)
-    return sum(counter.syncs.values()), counter.syncs
+    return syncs.total, syncs.counts
