@@ -102,6 +102,9 @@ def inject(model: nn.Module, method: str, *, rank: int = 8, alpha: float | None 
     ``q_init``; delora ``sigma``, ``init``; b_only / a_only ``frozen_init``.
     """
     row = methods.get(method)  # an unknown name: the error lists every method
+    if row.peft:
+        raise ValueError(f"{method} is built through PEFT's own classes (adapters/peft_method.py); "
+                         f"inject builds {', '.join(injectable())}")
     if row.from_lora:
         raise ValueError(f"{method} starts from a trained LoRA (training/model.py build_model builds it); "
                          f"inject builds {', '.join(injectable())}")

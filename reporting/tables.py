@@ -86,6 +86,7 @@ PORTRAIT_WIDTH = 345.0   # \textwidth
 LANDSCAPE_WIDTH = 550.0  # \textheight, the line width on a pdflscape page
 _CHAR_PT = 4.4           # a mean glyph width of Computer Modern at 8 pt (digits 4.25, space 2.7, "±" 6.2)
 _COLSEP_PT = 4.0         # \tabcolsep
+_FIT = 0.92              # the estimate is a mean: leave room for wide glyphs (a header of capitals)
 
 
 def _text_width(text: str) -> float:
@@ -135,11 +136,11 @@ def split_columns(df: pd.DataFrame, key: int, limit: float) -> list[pd.DataFrame
 def layout(df: pd.DataFrame, key: int = 1) -> tuple[bool, list[pd.DataFrame]]:
     """(landscape, parts): portrait when the table fits the text width, else landscape, else split."""
     width = _estimated_width(df, list(range(len(df.columns))))
-    if width <= PORTRAIT_WIDTH:
+    if width <= _FIT * PORTRAIT_WIDTH:
         return False, [df]
-    if width <= LANDSCAPE_WIDTH:
+    if width <= _FIT * LANDSCAPE_WIDTH:
         return True, [df]
-    return True, split_columns(df, key, LANDSCAPE_WIDTH)
+    return True, split_columns(df, key, _FIT * LANDSCAPE_WIDTH)
 
 
 def _tabular(df: pd.DataFrame) -> list[str]:
@@ -173,7 +174,9 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", notes: list[s
                   r"\space linewidth=\the\linewidth\space font=\csname f@size\endcsname pt}"]
         if notes and i == len(parts):
             lines += [r"\par\smallskip\begin{minipage}{\linewidth}\raggedright\sloppy",
-                      "Notes. " + " ".join(latex_escape(n) for n in notes), r"\end{minipage}"]
+                      # a path in a note may break after any slash (it has no spaces to break at)
+                      "Notes. " + " ".join(latex_escape(n).replace("/", r"/\allowbreak{}") for n in notes),
+                      r"\end{minipage}"]
         lines.append(r"\end{table}")
         if landscape:
             lines.append(r"\end{landscape}")

@@ -210,6 +210,8 @@ def test_errors():
         with pytest.raises(ValueError, match=r"rank .*attention\.self\.query.*d_out=32, d_in=32"):
             adapters.inject(base_model(), "lora", rank=rank)
     with pytest.raises(ValueError, match="known methods: lora, symlora, delora, b_only"):
+        adapters.inject(base_model(), "nosuch")
+    with pytest.raises(ValueError, match="built through PEFT's own classes"):
         adapters.inject(base_model(), "dora")
     with pytest.raises(ValueError, match="unknown option.*sigma"):
         adapters.inject(base_model(), "lora", sigma="full")

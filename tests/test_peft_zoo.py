@@ -325,7 +325,7 @@ def test_zoo_compares_each_method_with_lora(zoo):
     dora = cmp[(cmp["method"] == "DoRA") & (cmp["task"] == "rte")].iloc[0]
     expected = stats.ttest_ind([0.81, 0.82, 0.83], [0.79, 0.80, 0.81], equal_var=False)
     assert dora["diff"] == pytest.approx(2.0) and dora["p"] == pytest.approx(expected.pvalue)
-    assert dora["welch"] == "different" if expected.pvalue < 0.05 else dora["welch"] != "different"
+    assert dora["decision"] == "different" if expected.pvalue < 0.05 else dora["decision"] != "different"
     lokr = cmp[(cmp["method"] == "LoKr") & (cmp["task"] == "rte")].iloc[0]
     assert lokr["diff"] == pytest.approx(-2.0)
 

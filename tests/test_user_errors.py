@@ -40,9 +40,9 @@ TRAIN_ROWS = [
 ]
 
 
-def refused(capsys, prog: str, config: str, args: list[str]) -> str:
+def refused(capsys, prog: str, config: str, args: list[str], **where) -> str:
     with pytest.raises(SystemExit) as exit_:
-        prepare_argv(prog, config, [prog, *args])
+        prepare_argv(prog, config, [prog, *args], **where)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{prog}: "), err  # one line
@@ -91,7 +91,8 @@ REPORT_ROWS = [
 
 @pytest.mark.parametrize("args, fragment", REPORT_ROWS, ids=[" ".join(a) for a, _ in REPORT_ROWS])
 def test_report_refuses_unknown_keys(args, fragment, capsys):
-    assert fragment in refused(capsys, "report.py", "report", args)
+    import report  # its options live in reporting/report.yaml
+    assert fragment in refused(capsys, "report.py", "report", args, config_dir=report.CONFIG_DIR)
 
 
 def test_help_and_good_commands_pass_untouched():
