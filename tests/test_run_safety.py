@@ -246,12 +246,20 @@ def test_a_torn_last_line_blocks_neither_resume_nor_rerun(tmp_path, monkeypatch,
 
 # --- failed starts leave nothing --------------------------------------------------------------------------
 
+def break_model_building(monkeypatch, broken) -> None:
+    """Both engines build a run's model through training/model.py build_model (the reference engine
+    in training/run.py, the fused one in training/pack.py build_pack)."""
+    import training.model
+    monkeypatch.setattr(training.run, "build_model", broken)
+    monkeypatch.setattr(training.model, "build_model", broken)
+
+
 def test_a_failed_start_leaves_no_folder(tmp_path, monkeypatch):
     cfg = compose([*TINY, f"results_dir={tmp_path}"])
 
     def broken(*args, **kwargs):
         raise OSError("no such model")
-    monkeypatch.setattr(training.run, "build_model", broken)
+    break_model_building(monkeypatch, broken)
     with pytest.raises(OSError, match="no such model"):
         with run_records([run_dir(cfg)], ["train.py"], []):
             run(cfg, [])
@@ -261,7 +269,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path, monkeypatch):
 def test_a_failed_resume_keeps_the_run(tmp_path, monkeypatch):
     cfg = interrupted_run(tmp_path, monkeypatch)
     before = files_of(run_dir(cfg))
-    monkeypatch.setattr(training.run, "build_model", lambda *a, **k: (_ for _ in ()).throw(OSError("gone")))
+    break_model_building(monkeypatch, lambda *a, **k: (_ for _ in ()).throw(OSError("gone")))
     with pytest.raises(OSError):
         run(cfg, [])
     assert files_of(run_dir(cfg)) == before
