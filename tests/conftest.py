@@ -7,6 +7,12 @@ TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "epochs=1",
         "log_every=5"]
 
 
+def last_wins(overrides) -> list[str]:
+    """A command line with each key once, the last value given kept (train.py refuses a key given twice)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return [o for i, (o, k) in enumerate(zip(overrides, keys)) if k not in keys[i + 1:] or "=" not in o]
+
+
 @pytest.fixture
 def tiny_run(tmp_path):
     """compose(...) for a run of the tiny model on the sample data, under tmp_path/results."""

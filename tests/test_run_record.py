@@ -20,6 +20,7 @@ import training.fit
 import training.run
 from rundir import read_run, run_dir
 from sweeping.identity import quote
+from tests.conftest import last_wins
 from training.config import HARNESS_ROOT, compose
 from training.run import run
 from training.schema import ConfigError, check_task_overrides, validate
@@ -40,7 +41,7 @@ def losses(directory: Path) -> list[float]:
 
 
 def train_py(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "train.py", *args], cwd=HARNESS_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "train.py", *last_wins(args)], cwd=HARNESS_ROOT, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
 
 
@@ -288,14 +289,15 @@ def test_an_unfinished_run_with_a_damaged_config_is_named(tmp_path):
 
 def test_sigterm_stops_the_run_and_it_resumes(tmp_path):
     args = [*TINY, "epochs=40", "max_seq_len=64", f"results_dir={tmp_path}"]
-    process = subprocess.Popen([sys.executable, "train.py", *args], cwd=HARNESS_ROOT,
+    process = subprocess.Popen([sys.executable, "train.py", *last_wins(args)], cwd=HARNESS_ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = None
     for _ in range(1200):  # once the first epoch's checkpoint is there
         state = next(tmp_path.rglob("checkpoint/state.pt"), None)
-        if state is not None:
+        if state is not None or process.poll() is not None:
             break
         time.sleep(0.1)
+    assert state is not None, process.communicate()
     epochs = state.parent.parent / "epochs.jsonl"
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
