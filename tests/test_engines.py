@@ -33,6 +33,9 @@ def test_auto_picks_fused_only_for_the_exact_list(tiny_run):
                             intermediate_size=64, type_vocab_size=1)
     for device in (CUDA, CPU):  # the tiny RoBERTa
         assert choice(tiny_run, device=device).engine == "fused" and "on its list" in choice(tiny_run).reason
+    # a pack shares one pass on CUDA and when asked for; on a CPU auto trains its runs in turn (faster there)
+    assert choice(tiny_run, device=CUDA).shared and choice(tiny_run, "engine=fused").shared
+    assert not choice(tiny_run, device=CPU).shared and "one after another" in choice(tiny_run).reason
     assert choice(tiny_run, "engine=reference").record() == {"engine": "reference", "engine_reason": None}
     assert choice(tiny_run, "engine=fused").record() == {"engine": "fused", "engine_reason": None}
     refused = {

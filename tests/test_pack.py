@@ -17,7 +17,7 @@ MEMBERS = [["seed=0", "lr=1e-3"], ["seed=1", "lr=3e-3"], ["seed=2", "lr=1e-3", "
 
 
 def jobs(tiny_run, where, method, task="rte", members=MEMBERS):
-    base = [f"task={task}", f"adapter={method}", "init_from=null", "epochs=2", "model.dropout=0.1",
+    base = [f"task={task}", f"adapter={method}", "init_from=null", "epochs=2", "model.dropout=0.1", "engine=fused",
             *(["adapter.dropout=0.1"] if method != "head_only" else []), f"results_dir={where}"]
     return [tiny_run(*base, *member) for member in members]
 

@@ -134,8 +134,9 @@ def test_smoke_sweep_resumes_chooses_and_orders(tmp_path, monkeypatch):
 
 def test_packed_sweep_equals_the_unpacked_one(tmp_path, monkeypatch):
     """max_pack_size=4: the search runs of a (task, method) differ only in lr and train as one pack;
-    dropout on, every run ends with the numbers of the unpacked sweep (max_pack_size=1)."""
-    args = list(SMOKE)
+    dropout on, every run ends with the numbers of the unpacked sweep (max_pack_size=1). engine=fused:
+    on a CPU engine=auto would train a pack's runs in turn."""
+    args = [*SMOKE, "grid.overrides=['epochs=1','max_seq_len=32','engine=fused']"]
     packs = []
     counting(monkeypatch, packs=packs)
     run_sweep([*args, f"results_dir={tmp_path / 'packed'}", "max_pack_size=4"])

@@ -33,6 +33,7 @@ ENGINES = ("auto", "reference", "fused")
 class Choice:
     engine: str           # reference | fused
     reason: str | None    # why auto chose it (None when asked for by name)
+    shared: bool = True   # fused: a pack's runs share one pass (else each trains alone, in turn)
 
     def record(self) -> dict:
         """The fields metrics.json records (docs/run_directory.md)."""
@@ -79,8 +80,8 @@ def fused_refusal(config, method: str) -> str | None:
 
 
 def choose(cfg: DictConfig, device: torch.device, config=None) -> Choice:
-    """The engine of the run `cfg` on `device` (today the same on every device: docs/engines.md);
-    `engine=fused` where it is not allowed is an error (raised before anything is written). `config`: the model's transformers config (read from
+    """The engine of the run `cfg` on `device`; `engine=fused` where it is not allowed is an error
+    (raised before anything is written). `config`: the model's transformers config (read from
     cfg.model.name_or_path when not given)."""
     asked = cfg.get("engine", "auto")
     if asked not in ENGINES:  # (training/schema.py refuses it first on the command line)
@@ -98,7 +99,10 @@ def choose(cfg: DictConfig, device: torch.device, config=None) -> Choice:
         return Choice("fused", None)
     if refusal:
         return Choice("reference", f"engine=auto: reference engine: {refusal}")
-    # Worthwhile on CUDA and on a CPU alike: measured with benchmarks/throughput.py (docs/engines.md),
-    # one fused run is about as fast as one reference run on a CPU, and a pack of 8 several times faster
-    # than its 8 runs one after another.
-    return Choice("fused", "engine=auto: fused engine: the model and method are on its list (training/engine.py)")
+    reason = "engine=auto: fused engine: the model and method are on its list (training/engine.py)"
+    if device.type == "cpu":
+        # Measured with benchmarks/throughput.py (docs/engines.md): on a CPU one fused run is faster
+        # than the reference engine, but a pack's shared pass is slower per example than its runs one
+        # after another (nothing waits on kernel launches there). The numbers are the same either way.
+        return Choice("fused", reason + "; on a CPU a pack's runs train one after another", shared=False)
+    return Choice("fused", reason)

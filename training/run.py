@@ -69,13 +69,14 @@ def run_pack(jobs: list[tuple[DictConfig, list[str] | tuple[str, ...]]]) -> list
     starts = [find_init_run(cfg, overrides) for cfg, (_, overrides) in zip(cfgs, jobs)]
     if choice.reason:  # (logged once the runs are sure to start: a log line lands in their train.log)
         log.info("%s", choice.reason)
-    if choice.engine == "reference" and len(cfgs) > 1:
+    together = choice.engine == "fused" and choice.shared
+    if not together and len(cfgs) > 1:
         log.info("the %d runs of the pack train one after another, each exactly as alone", len(cfgs))
     unsettled = [d for cfg, d in zip(cfgs, directories) if not settled(cfg, d)]  # no lock for a finished run
     with rundir.lock_runs(unsettled), stop_on_sigterm():  # one process per run, whatever launched it
         places = [needs_training(cfg, d) if d in unsettled else None for cfg, d in zip(cfgs, directories)]
         todo = [i for i, place in enumerate(places) if place is not None]
-        groups = ([todo] if choice.engine == "fused" else [[i] for i in todo]) if todo else []
+        groups = ([todo] if together else [[i] for i in todo]) if todo else []
         if groups:
             try:
                 for group in groups:
