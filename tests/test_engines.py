@@ -7,8 +7,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import (AlbertConfig, AutoModelForSequenceClassification, BertConfig, DebertaV2Config,
-                          DistilBertConfig, ElectraConfig, MPNetConfig, RobertaConfig, XmodConfig)
+from transformers import (AutoModelForSequenceClassification, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig, XmodConfig)
 
 from glue import get_task
 from rundir import run_dir

@@ -26,7 +26,6 @@ import math
 import sys
 
 import torch
-from omegaconf import OmegaConf
 from transformers import AutoModelForSequenceClassification
 
 import adapters
