@@ -19,11 +19,11 @@ examples) at that rate, and the ratio to the baseline measured in the same alter
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,14 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import adapters  # noqa: E402
 from benchmarks.launches import count_host_syncs, count_launches  # noqa: E402
 from training.loop import task_loss, train_epoch  # noqa: E402
-from training.pack import Member, Pack  # noqa: E402
+from training.pack import Member, build_pack  # noqa: E402
 
 PEAK_798 = 798e12  # H100 SXM dense bf16, a large matmul as measured (the spec says 989)
 LORA_PASS_EXAMPLES = 28.8e6  # one seed of the LoRA paper's 8-task GLUE pass
-OPTIM = SimpleNamespace(weight_decay=0.1, betas=(0.9, 0.999), eps=1e-6, warmup_ratio=0.06)
 FIELDS = ("setup", "runs", "examples_s", "real_tok_s", "processed_tok_s", "real_token_fraction",
           "launches_per_step", "host_syncs_per_step", "mfu_798", "h100_h_per_seed", "ratio_to_baseline")
 
@@ -72,6 +70,21 @@ def build(config, device):
     if folder:  # the folder's pretrained weights, a fresh head
         return AutoModelForSequenceClassification.from_pretrained(folder, config=config).to(device)
     return AutoModelForSequenceClassification.from_config(config).to(device)
+
+
+def run_config(config, args, seed: int):
+    """The train.py configuration of one benchmarked run (training/config.py compose), so that a pack is
+    assembled exactly as training assembles it (training/pack.py build_pack): the local folder's
+    weights, or random weights from `config` (written to a folder for the purpose)."""
+    from training.config import compose
+    pretrained = getattr(config, "benchmark_folder", None)
+    folder = pretrained or getattr(config, "benchmark_config_folder", None)
+    if folder is None:
+        folder = config.benchmark_config_folder = tempfile.mkdtemp(prefix="throughput-config-")
+        config.to_json_file(str(Path(folder) / "config.json"))
+    return compose([f"model.name_or_path={folder}", f"model.random_init={pretrained is None}",
+                    "task=sst2", f"adapter={args.method}", "adapter.rank=8", "adapter.alpha=8",
+                    f"adapter.dropout={args.dropout}", f"model.dropout={args.dropout}", f"seed={seed}", "lr=5e-4"])
 
 
 def targets(model) -> tuple[str, ...]:
@@ -156,17 +169,9 @@ class Ours(Setup):
     def __init__(self, config, args, device, runs: int, total: int):
         self.label, self.runs, self.device = (f"fused engine, pack of {runs}" if runs > 1 else "fused engine, 1 run",
                                               runs, device)
-        model = build(config, device)
-        adapters.inject(model, args.method, rank=8, alpha=8, targets=("query", "value"), dropout=args.dropout)
-        self.pack = Pack(model, adapters.find_head(model)[0])
-        cfg = lambda k: SimpleNamespace(seed=k, lr=5e-4, optim=OPTIM)  # noqa: E731
-        first = self.pack.add(cfg(0), None, model)
-        for k in range(1, runs):  # the same shapes; the values do not matter for speed
-            layers = {name: copy.deepcopy(layer) for name, layer in first.layers.items()}
-            for name, layer in layers.items():
-                layer.base = first.layers[name].base
-            self.pack.members.append(Member(cfg(k), None, layers, copy.deepcopy(first.head)))
-        self.members = self.pack.members
+        self.pack, _ = build_pack([run_config(config, args, seed) for seed in range(runs)], [None] * runs,
+                                  config.num_labels, device)
+        self.members = self.pack.members  # (seeds 0..K-1: other heads and adapters, the same shapes)
         self.bank = self.pack.bank(self.members, total_steps=total, warmup_steps=math.ceil(0.06 * total),
                                    device=device)
         self.net = self.pack.use_pack(self.members, self.bank)
@@ -194,10 +199,10 @@ class Reference(Setup):
     def __init__(self, config, args, device, total: int):
         from training.reference import Solo
         self.label, self.runs, self.device = "reference engine, 1 run", 1, device
-        model = build(config, device)
-        adapters.inject(model, args.method, rank=8, alpha=8, targets=targets(model), dropout=args.dropout)
-        self.solo = Solo(model)
-        self.member = Member(SimpleNamespace(seed=0, lr=5e-4, optim=OPTIM), None, {}, None)
+        from training.model import build_model
+        cfg = run_config(config, args, seed=0)  # built as training builds a lone run
+        self.solo = Solo(build_model(cfg, config.num_labels).to(device))
+        self.member = Member(cfg, None, {}, None)
         self.solo.prepare([self.member], total_steps=total, warmup_steps=math.ceil(0.06 * total), device=device)
         self.streams = [batches(total, args.batch_size, args.max_len, config, 0, pad_to_max=False)]
         self.progress = SimpleNamespace(step=lambda *a, **k: None)

@@ -146,7 +146,7 @@ class Pack:
 
 
 def build_pack(cfgs, directories, num_labels: int, device, init_states=None) -> tuple[Pack, list[Member]]:
-    """The one place a pack of configured runs is assembled (training/run.py, training/parity.py):
+    """The one place a pack is assembled (training/run.py, training/parity.py, benchmarks/throughput.py):
     each run's model built exactly as a lone run's (training/model.py build_model), the first one's
     backbone shared, every member's modules on `device`. `init_states[i]`: the trained tensors run i
     starts from, or None."""
