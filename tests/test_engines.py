@@ -151,3 +151,43 @@ def test_auto_trains_each_architecture_with_dropout_on(models, name):  # noqa: F
     assert all(torch.isfinite(x).all() for x in logits)
     assert any(g.abs().sum() > 0 for g in grads[-1].values())
     assert parity._plain_difference(model, batches, CPU, "fp32") <= parity.TOLERANCES["fp32"]
+
+
+def test_what_a_bert_pair_run_records_is_what_its_peft_export_computes(models, tmp_path):  # noqa: F811
+    """A BERT pair task (token types) trained by engine=auto with dropout on: its exported PEFT adapter,
+    loaded by PEFT onto the same base in plain Transformers and fed what the tokenizer returns
+    (token_type_ids included), scores on validation exactly what metrics.json records."""
+    import numpy as np
+    import peft
+    from transformers import AutoConfig
+
+    import adapters
+    from glue import compute_metrics
+    from training.finished import load_run
+
+    make, _ = models
+    folder = make("bert")
+    cfg, overrides = parity.compose([
+        "model=tiny", f"model.name_or_path={folder}", "model.random_init=true", "data=sample", "task=rte",
+        "init_from=null", "device=cpu", "max_seq_len=24", "batch_size=8", "epochs=1", "model.dropout=0.1",
+        "adapter.dropout=0.1", f"results_dir={tmp_path}"]), []
+    metrics = run(cfg, overrides)
+    assert metrics["engine"] == "reference" and metrics["status"] == "done"
+    finished = load_run(run_dir(parity.resolved(cfg)))
+    exported = adapters.export_peft(finished.model, tmp_path / "export")
+
+    torch.manual_seed(0)  # the random "pretrained" base, as training/model.py build_model makes it
+    base = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder, num_labels=2))
+    loaded = peft.PeftModel.from_pretrained(base, str(exported)).eval()
+    data = RunData(finished.cfg, finished.task, finished.tokenizer)
+    predictions, labels = [], []
+    with torch.no_grad():
+        for batch in data.eval_loader("validation"):
+            assert "token_type_ids" in batch and batch["token_type_ids"].any()  # pairs: segment B is 1
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            logits = loaded(**inputs).logits
+            torch.testing.assert_close(logits, forward(finished.model, batch, CPU, "fp32"), atol=1e-5, rtol=1e-5)
+            predictions.append(logits.argmax(-1))
+            labels.append(batch["labels"])
+    scores = compute_metrics(finished.task, torch.cat(predictions).numpy(), torch.cat(labels).numpy())
+    assert np.isclose(scores["accuracy"], metrics["best"]["accuracy"])
