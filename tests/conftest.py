@@ -1,10 +1,16 @@
 """Shared test helpers: compose a train.py configuration for the tiny model and the sample data."""
+import shutil
+
 import pytest
 
 from training.config import compose
 
 TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "epochs=1", "batch_size=16",
         "log_every=5"]
+
+
+# CI installs pdflatex (.ci/run); a machine without it skips the tests that compile the LaTeX tables.
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 
 
 def last_wins(overrides) -> list[str]:

@@ -11,6 +11,7 @@ from training.config import compose
 from training.model import build_model
 from training.pack_rules import check_packable
 from training.schema import ConfigError, validate
+from tests.conftest import needs_pdflatex
 
 peft = pytest.importorskip("peft")
 
@@ -356,13 +357,11 @@ def test_pareto_by_hand():
     assert pareto_best(points) == ["a", "b", "c"]  # a tie keeps both; d and e are dominated
 
 
+@needs_pdflatex
 def test_zoo_latex_compiles(zoo, tmp_path):
-    import shutil
     import subprocess
     from reporting.tables import latex_document
 
-    if shutil.which("pdflatex") is None:
-        pytest.skip("no pdflatex")
     root, _ = zoo
     for name in ("peft_zoo", "peft_zoo_compare"):
         text = (root / "tables" / f"{name}.tex").read_text()

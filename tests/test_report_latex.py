@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 
 import pandas as pd
-import pytest
 
 from reporting.presets import PAPER_PRESETS
 from reporting.tables import LATEX_PREAMBLE, latex_document, latex_escape, layout, to_latex
+from tests.conftest import needs_pdflatex
 from tests.test_report import report, test_scores, tree  # noqa: F401  (the synthetic results tree)
 
-needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 MEASURE = re.compile(r"reporttable (\S+) part (\d+): width=([\d.]+)pt linewidth=([\d.]+)pt font=([\d.]+)pt")
 
 
