@@ -28,8 +28,7 @@ def fit(engine, members: list[Member], data: RunData, task, device, pad_token_id
     member). `finish` is called on a member as soon as it fails (a failure is final, whatever
     happens to the others)."""
     cfg = members[0].cfg
-    steps_per_epoch = len(data.train_loader(1, cfg.seed))  # loader batches; the schedule counts updates
-    total = optimizer_steps(steps_per_epoch, cfg.grad_accumulation) * cfg.epochs
+    steps_per_epoch, total = schedule_steps(data, cfg)
     engine.prepare(members, total_steps=total, warmup_steps=math.ceil(cfg.optim.warmup_ratio * total),
                    device=device)
     data_files = checkpoint.data_fingerprint(data)  # a checkpoint resumes only on the data it trained on
@@ -96,6 +95,12 @@ def fit(engine, members: list[Member], data: RunData, task, device, pad_token_id
 def train_epoch(engine, net, members: list[Member], loaders, **options) -> dict:
     """One epoch on `engine` (the reference engine's or the fused engine's own loop)."""
     return engine.train_epoch(net, members, loaders, **options)
+
+
+def schedule_steps(data: RunData, cfg) -> tuple[int, int]:
+    """(loader batches per epoch, optimiser steps of the whole run): the schedule counts updates."""
+    batches = len(data.train_loader(1, cfg.seed))
+    return batches, optimizer_steps(batches, cfg.grad_accumulation) * cfg.epochs
 
 
 def evaluate(model, copies: int, data: RunData, task, device, precision) -> list[dict]:

@@ -2,6 +2,7 @@
 classification head, the adapter, and the adapter tensors of an earlier run when it starts from one."""
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from adapters import peft_method
 from adapters.baselines import BASELINES
 from adapters.targets import architecture, resolve_targets
 from training.config import resolve_path
+from training.reference import register_after_step, register_extra_loss
 
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ def build_model(cfg: DictConfig, num_labels: int, init_state: dict[str, torch.Te
         model = peft_method.build(model, adapter, seed=cfg.seed, total_steps=total_steps)
         if init_state is not None:
             peft_method.load_state(model, peft_method.without_head(init_state))
+        # the method's own schedule (AdaLoRA's rank budget) after each step, its own loss term if any
+        register_after_step(model, functools.partial(peft_method.step_hook, model))
+        register_extra_loss(model, peft_method.attach_regulariser(model))  # None: no term
         return model
     options = dict(cfg.adapter.get("options") or {})
     targets = tuple(cfg.adapter.targets) if method in BASELINES else resolve_targets(model, cfg.adapter.targets)

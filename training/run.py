@@ -6,7 +6,6 @@ train as one pack on the fused engine (training/pack.py), one after another on t
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import itertools
 import json
@@ -30,11 +29,11 @@ from glue import get_task
 from training import checkpoint, engine
 from training.config import compose, resolved
 from training.data import RunData
-from training.fit import fit
-from training.loop import optimizer_steps, set_precision
+from training.fit import fit, schedule_steps
+from training.loop import set_precision
 from training.model import FROM_LORA, build_model, build_tokenizer, load_init_state, model_source
 from training.pack import Member, build_pack
-from training.reference import Solo, register_after_step, register_extra_loss
+from training.reference import Solo
 from training.pack_rules import check_packable
 from training.schema import check_task_overrides, validate
 
@@ -140,12 +139,9 @@ def train_members(cfgs, directories, starts, todo, task, choice: engine.Choice) 
                                     device, init_states)
     else:
         (i,), (init_state,) = todo, init_states
-        total_steps = optimizer_steps(len(data.train_loader(1, cfgs[i].seed)), cfgs[i].grad_accumulation) * cfgs[i].epochs
-        model = build_model(cfgs[i], task.num_labels, init_state, total_steps=total_steps).to(device)
-        if peft_method.is_peft(model):  # the method's own schedule (AdaLoRA's rank budget) after each step
-            register_after_step(model, functools.partial(peft_method.step_hook, model))
-            register_extra_loss(model, peft_method.attach_regulariser(model))  # None: no term
-        trainer = Solo(model)
+        _, total_steps = schedule_steps(data, cfgs[i])  # a method with a schedule of its own: AdaLoRA's
+        trainer = Solo(build_model(cfgs[i], task.num_labels, init_state, total_steps=total_steps).to(device))
+        model = trainer.model
         built = [Member(cfgs[i], directories[i], dict(adapters.adapter_layers(model)), adapters.find_head(model)[1])]
     members = dict(zip(todo, built))
     for i, member in members.items():
