@@ -191,3 +191,18 @@ def test_what_a_bert_pair_run_records_is_what_its_peft_export_computes(models, t
             labels.append(batch["labels"])
     scores = compute_metrics(finished.task, torch.cat(predictions).numpy(), torch.cat(labels).numpy())
     assert np.isclose(scores["accuracy"], metrics["best"]["accuracy"])
+
+
+def test_token_types_reach_a_peft_wrapped_model():
+    """PEFT's sequence-classification forward names no token_type_ids and hands them on in **kwargs:
+    the batch's token types still go in (and DistilBERT, which takes none, still gets none)."""
+    import peft
+
+    from training.loop import model_inputs
+
+    batch = dict.fromkeys(("input_ids", "attention_mask", "token_type_ids", "labels"))
+    bert = AutoModelForSequenceClassification.from_config(ARCHITECTURES["bert"][0])
+    wrapped = peft.get_peft_model(bert, peft.LoraConfig(r=2, target_modules=["query"], task_type="SEQ_CLS"))
+    assert model_inputs(wrapped, batch) == ["input_ids", "attention_mask", "token_type_ids"]
+    distil = AutoModelForSequenceClassification.from_config(ARCHITECTURES["distilbert"][0])
+    assert model_inputs(distil, batch) == ["input_ids", "attention_mask"]

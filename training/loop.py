@@ -7,6 +7,7 @@ is the loss check every `log_every` steps (training/dispatch_count.py counts the
 benchmarks/throughput.py reports `host_syncs_per_step`)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import time
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adapters import peft_method
 from training import flat, streams
 from training.fused import Bank, decayed
 from training.pack import Member
@@ -78,9 +80,20 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def model_inputs(model, batch: dict) -> list[str]:
     """The keys of MODEL_INPUTS that `batch` holds and `model`'s forward takes (DistilBERT, say, takes
-    no token_type_ids: a tokenizer that returns them anyway does not break it)."""
-    accepted = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
+    no token_type_ids: a tokenizer that returns them anyway does not break it). A PEFT model's forward
+    names fewer inputs and hands the rest (token_type_ids) to the model it wraps: that one decides."""
+    inner = getattr(model, "_orig_mod", model)  # (torch.compile's wrapper)
+    if peft_method.is_peft(inner):
+        inner = inner.get_base_model()
+    accepted = _forward_inputs(type(inner))
     return [key for key in MODEL_INPUTS if key in batch and key in accepted]
+
+
+@functools.cache
+def _forward_inputs(model_class: type) -> frozenset[str]:
+    """The named parameters of a model class's forward (read once per class: the training step calls
+    model_inputs at every batch)."""
+    return frozenset(inspect.signature(model_class.forward).parameters)
 
 
 def forward(model, batch: dict, device, precision) -> torch.Tensor:
