@@ -1,9 +1,10 @@
 """Shared test helpers: compose a train.py configuration for the tiny model and the sample data."""
+import importlib.util
 import shutil
 
 import pytest
 
-from training.config import compose
+from training.config import HARNESS_ROOT, compose
 
 TINY = ["model=tiny", "data=sample", "device=cpu", "max_seq_len=32", "epochs=1", "batch_size=16",
         "log_every=5"]
@@ -28,3 +29,12 @@ def tiny_run(tmp_path):
         overrides = [*defaults, *overrides]
         return compose(overrides), overrides
     return make
+
+
+def entry(name: str):
+    """A top-level script (evaluate.py, predict.py, ...) as a module: its main(argv) is what the command
+    line runs."""
+    spec = importlib.util.spec_from_file_location(f"{name}_entry", HARNESS_ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

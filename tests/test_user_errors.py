@@ -6,7 +6,6 @@ The entry points' checks run in this process (training/cli.py's prepare_argv for
 and report.py; the verbs' main); a few rows run the real process, for its exit status and stderr."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 from training.cli import check_grid_file, one_line_errors, prepare_argv, quote_path_values
 from training.config import HARNESS_ROOT, compose
+from tests.conftest import entry
 
 QUICK = ["experiment=quickstart", "epochs=1"]
 
@@ -165,13 +165,6 @@ def test_a_model_check_in_the_real_process_leaves_no_run_folder(tmp_path):
 
 
 # evaluate.py, predict.py, export.py on a finished tiny run.
-def entry(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_entry", HARNESS_ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     from conftest import TINY

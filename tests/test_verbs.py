@@ -2,7 +2,6 @@
 predictions as the run itself, a PEFT adapter that PEFT loads with the run's logits, a Hub upload
 (mocked) of the exported folder with its model card."""
 import csv
-import importlib.util
 import json
 
 import pytest
@@ -13,14 +12,7 @@ from glue.submission import read_predictions
 from training.config import HARNESS_ROOT
 from training.run import run
 from rundir import run_dir
-
-
-def entry(name: str):
-    """A top-level script as a module (its main(argv) is what the command line runs)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_entry", HARNESS_ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import entry
 
 
 @pytest.fixture(scope="module")
