@@ -140,6 +140,16 @@ def _legend_below(fig, ax, handles, labels) -> None:
                    bbox_to_anchor=(0.5, 0.0), frameon=False)
 
 
+def _task_grid(df: pd.DataFrame, height: float):
+    """A figure of one group per task (the table's order, the frame's) with a slot per row:
+    (fig, ax, rows, tasks, metric of each task, group centres, slot width)."""
+    rows = list(dict.fromkeys(df["row"]))
+    tasks = list(dict.fromkeys(df["task"]))
+    metric = {t: df[df["task"] == t]["metric"].iloc[0] for t in tasks}
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(tasks) * max(1, len(rows)) ** 0.5 + 1.5), height))
+    return fig, ax, rows, tasks, metric, np.arange(len(tasks)), 0.8 / max(len(rows), 1)
+
+
 def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> list[Path]:
     """Validation scores per task in the table's task order (correlations ×100, marked on the axis):
     one bar per row of ours with its interval, the published value as a hollow diamond; a row without
@@ -150,12 +160,7 @@ def bar_chart(long: pd.DataFrame, out_dir: Path, stem: str, title: str = "") -> 
     df = long[(long["split"] == "validation") & (long["task"] != "average")]
     if df.empty or not df["value"].notna().any():
         return []
-    rows = list(dict.fromkeys(df["row"]))
-    tasks = list(dict.fromkeys(df["task"]))  # the table's order
-    metric = {t: df[df["task"] == t]["metric"].iloc[0] for t in tasks}
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(tasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.4))
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(tasks))
+    fig, ax, rows, tasks, metric, x, width = _task_grid(df, height=3.4)
     for i, label in enumerate(rows):
         sub = df[df["row"] == label].set_index("task").reindex(tasks)
         vals = sub["value"].astype(float).to_numpy()
@@ -189,12 +194,7 @@ def difference_chart(diffs: pd.DataFrame, out_dir: Path, stem: str, title: str =
     0-100 axis hides. ``diffs``: columns row, baseline, task, metric, diff, low, high."""
     if diffs.empty or not diffs["diff"].notna().any():
         return []
-    rows = list(dict.fromkeys(diffs["row"]))
-    tasks = list(dict.fromkeys(diffs["task"]))
-    metric = {t: diffs[diffs["task"] == t]["metric"].iloc[0] for t in tasks}
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(tasks) * max(1, len(rows)) ** 0.5 + 1.5), 3.0))
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(tasks))
+    fig, ax, rows, tasks, metric, x, width = _task_grid(diffs, height=3.0)
     for i, label in enumerate(rows):
         sub = diffs[diffs["row"] == label].set_index("task").reindex(tasks)
         d = sub["diff"].astype(float).to_numpy()
