@@ -38,3 +38,18 @@ def entry(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def token_layout(lengths: list[int]):
+    """adapters/packed.py's TokenLayout of a token stream of members with `lengths` tokens each
+    (member-major, as training/flat.py lays them out)."""
+    import torch
+
+    from adapters.packed import TokenLayout
+    runs, widest, tokens = len(lengths), max(lengths), sum(lengths)
+    member = torch.repeat_interleave(torch.arange(runs), torch.tensor(lengths))
+    in_member = torch.cat([torch.arange(n) for n in lengths])
+    grid_index = member * widest + in_member
+    slot_token = torch.zeros(runs * widest, dtype=torch.int64)
+    slot_token[grid_index] = torch.arange(tokens)
+    return TokenLayout(grid_index, runs, widest, tokens, slot_token, member)

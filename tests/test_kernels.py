@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from adapters.packed import BatchedLinear
 from training import flat
+from tests.conftest import token_layout
 
 D = torch.float64
 
@@ -78,17 +79,12 @@ def test_repad_gradcheck():
 
 def test_low_rank_linear_gradcheck_alone_and_packed():
     """LowRankLinear over a token stream in float64 (one run: plain matmuls; three: the grid)."""
-    from adapters.packed import LowRankLinear, TokenLayout, Update
+    from adapters.packed import LowRankLinear, Update
 
     torch.manual_seed(0)
     for lengths in ([4], [3, 1, 2]):
-        runs, widest, tokens = len(lengths), max(lengths), sum(lengths)
-        member = torch.repeat_interleave(torch.arange(runs), torch.tensor(lengths))
-        in_member = torch.cat([torch.arange(n) for n in lengths])
-        grid_index = member * widest + in_member
-        slot_token = torch.zeros(runs * widest, dtype=torch.long)
-        slot_token[grid_index] = torch.arange(tokens)
-        layout = TokenLayout(grid_index, runs, widest, tokens, slot_token, member)
+        runs, tokens = len(lengths), sum(lengths)
+        layout = token_layout(lengths)
         x = torch.randn(tokens, 4, dtype=D, requires_grad=True)
         weight, bias = torch.randn(5, 4, dtype=D), torch.randn(5, dtype=D)
         b = torch.randn(runs, 3, 2, dtype=D, requires_grad=True)

@@ -11,6 +11,7 @@ from training.config import compose
 from training.pack import pack_jobs
 from training.run import run, run_pack
 from rundir import run_dir
+from tests.conftest import token_layout
 
 TIMING = ("time_s", "examples_per_s")
 MEMBERS = [["seed=0", "lr=1e-3"], ["seed=1", "lr=3e-3"], ["seed=2", "lr=1e-3", "optim.weight_decay=0.0"]]
@@ -140,17 +141,12 @@ def test_interrupted_pack_resumes_to_the_same_result(tiny_run, tmp_path, monkeyp
 def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped):
     """The hand-written forward and backward of a packed adapted linear over a token stream (one run:
     plain matmuls; a pack: the zero-padded grid) give autograd's values and gradients."""
-    from adapters.packed import LowRankLinear, TokenLayout, Update
+    from adapters.packed import LowRankLinear, Update
 
     torch.manual_seed(0)
     lengths, d_in, d_out, r, scale = [5, 2, 4][:runs], 6, 7, 3, 0.5
-    widest, tokens = max(lengths), sum(lengths)
-    member = torch.repeat_interleave(torch.arange(runs), torch.tensor(lengths))
-    in_member = torch.cat([torch.arange(n) for n in lengths])
-    grid_index = member * widest + in_member
-    slot_token = torch.zeros(runs * widest, dtype=torch.int64)
-    slot_token[grid_index] = torch.arange(tokens)
-    layout = TokenLayout(grid_index, runs, widest, tokens, slot_token, member)
+    tokens = sum(lengths)
+    layout = token_layout(lengths)
     x = torch.randn(tokens, d_in, requires_grad=True)
     weight, bias = torch.randn(d_out, d_in), torch.randn(d_out)
     b = torch.randn(runs, d_out, r, requires_grad=True)
@@ -159,7 +155,7 @@ def test_low_rank_linear_matches_autograd_over_the_same_expression(runs, dropped
 
     def reference():
         inputs = x * mask if dropped else x
-        update = torch.einsum("tr,tor->to", torch.einsum("td,trd->tr", inputs, a[member]), b[member])
+        update = torch.einsum("tr,tor->to", torch.einsum("td,trd->tr", inputs, a[layout.member]), b[layout.member])
         return x @ weight.t() + bias + scale * update
 
     g = torch.randn(tokens, d_out)
